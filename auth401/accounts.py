@@ -1,0 +1,192 @@
+"""The account API: every change of an account's auth401 state goes through here.
+
+``lock``, ``suspend``, ``unlock`` and ``reinstate`` write the ``AccountStatus`` row, record an
+``AuthEvent`` naming the actor, send the signals, and revoke the tokens and sessions issued
+before a lock or suspension.  ``failure_for`` is the single account-state gate used by every
+authentication class and the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .conf import app_settings
+from .exceptions import Auth401Error
+from .models import AccountStatus, AuthEvent
+
+State = AccountStatus.State
+
+
+def _user(user_or_username: Any) -> Any:
+    if isinstance(user_or_username, str):
+        model = get_user_model()
+        return model._default_manager.get_by_natural_key(user_or_username)
+    return user_or_username
+
+
+def cached_status(user: Any) -> AccountStatus | None:
+    """The user's ``AccountStatus``, from the select_related cache when it was joined."""
+    try:
+        return user.auth401_status
+    except (AccountStatus.DoesNotExist, AttributeError):
+        return None
+
+
+def _change(
+    user: Any,
+    *,
+    state: str,
+    event: str,
+    by: Any = None,
+    reason: str = "",
+    until: datetime | None = None,
+    revoke: bool = False,
+    only_from: tuple[str, ...] | None = None,
+) -> AccountStatus:
+    now = timezone.now()
+    with transaction.atomic():
+        status, _ = AccountStatus.objects.select_for_update().get_or_create(user=user)
+        previous = status.effective_state(now)
+        if only_from is not None and previous not in only_from:
+            return status
+        status.state = state
+        status.reason = reason[:255]
+        status.locked_until = until if state == State.LOCKED else None
+        status.changed_by = by
+        status.changed_at = now
+        if revoke:
+            status.tokens_valid_after = now
+        status.save()
+        AuthEvent.objects.create(
+            code=event,
+            user=user,
+            username=user.get_username()[:150],
+            actor=by,
+            note=reason[:255],
+        )
+    user.auth401_status = status
+    signals.account_status_changed.send(
+        sender=AccountStatus, user=user, state=state, previous=previous, by=by
+    )
+    if state == State.LOCKED:
+        signals.account_locked.send(sender=AccountStatus, user=user, until=until, by=by)
+    elif previous == State.LOCKED:
+        signals.account_unlocked.send(sender=AccountStatus, user=user, by=by)
+    return status
+
+
+def lock(
+    user: Any, *, until: datetime | timedelta | None = None, reason: str = "", by: Any = None
+) -> AccountStatus:
+    """Lock the account until ``until`` (a datetime or a duration; None: until unlocked)."""
+    if isinstance(until, timedelta):
+        until = timezone.now() + until
+    return _change(
+        user, state=State.LOCKED, event="admin_lock", by=by, reason=reason, until=until,
+        revoke=True,
+    )
+
+
+def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
+    return _change(
+        user, state=State.SUSPENDED, event="admin_suspend", by=by, reason=reason, revoke=True
+    )
+
+
+def unlock(user_or_username: Any, *, by: Any = None) -> AccountStatus | None:
+    """End a lock (a suspension stays).  Unknown usernames are a no-op and return None."""
+    try:
+        user = _user(user_or_username)
+    except get_user_model().DoesNotExist:
+        return None
+    return _change(
+        user, state=State.ACTIVE, event="admin_unlock", by=by, only_from=(State.LOCKED,)
+    )
+
+
+def reinstate(user: Any, *, by: Any = None) -> AccountStatus:
+    """Make the account active again, whatever its state."""
+    return _change(user, state=State.ACTIVE, event="admin_reinstate", by=by)
+
+
+@dataclass
+class AccountReport:
+    username: str
+    state: str
+    is_active: bool
+    reason: str = ""
+    locked_until: datetime | None = None
+    changed_by: Any = None
+    changed_at: datetime | None = None
+    password_changed_at: datetime | None = None
+    failures_in_window: int = 0
+    last_events: list[AuthEvent] = field(default_factory=list)
+
+
+def status(user_or_username: Any) -> AccountReport:
+    """Why can (or can't) this person log in: state, lock end, recent failures and events."""
+    user = _user(user_or_username)
+    row = AccountStatus.objects.filter(user=user).select_related("changed_by").first()
+    username = user.get_username()
+    since = timezone.now() - app_settings.FAILURE_WINDOW
+    events = AuthEvent.objects.filter(user=user)
+    report = AccountReport(
+        username=username,
+        state=row.effective_state() if row else State.ACTIVE,
+        is_active=user.is_active,
+        failures_in_window=events.filter(created_at__gte=since, status_code=401).count(),
+        last_events=list(events.order_by("-created_at")[:10]),
+    )
+    if row:
+        report.reason = row.reason
+        report.locked_until = row.locked_until
+        report.changed_by = row.changed_by
+        report.changed_at = row.changed_at
+        report.password_changed_at = row.password_changed_at
+    return report
+
+
+def failure_for(
+    user: Any,
+    *,
+    scheme: str | None = None,
+    password_login: bool = False,
+    issued_at: datetime | None = None,
+    revoked_code: str = "token_revoked",
+) -> Auth401Error | None:
+    """The failure this user's account state gives, or None when it may proceed.
+
+    Call it only once the caller has proved who it is (right password, valid token or
+    session): the codes it returns disclose the account's state.  ``issued_at`` is when the
+    token or session was issued; ones older than the last lock, suspension or password
+    change are revoked (``revoked_code``).  ``password_login`` applies ``PASSWORD_MAX_AGE``.
+    """
+    if not user.is_active:
+        return Auth401Error("account_inactive", scheme=scheme)
+    row = cached_status(user)
+    now = timezone.now()
+    if row is not None:
+        state = row.effective_state(now)
+        if state == State.SUSPENDED:
+            return Auth401Error("account_suspended", scheme=scheme)
+        if state == State.LOCKED:
+            left = (row.locked_until - now).total_seconds() if row.locked_until else None
+            return Auth401Error("account_locked", scheme=scheme, retry_after=left)
+        valid_after = row.tokens_valid_after
+        # Token times are whole seconds: one issued in the same second still counts.
+        if issued_at and valid_after and issued_at < valid_after.replace(microsecond=0):
+            return Auth401Error(revoked_code, scheme=scheme)
+    max_age = app_settings.PASSWORD_MAX_AGE
+    if password_login and max_age is not None:
+        changed = row.password_changed_at if row is not None else None
+        changed = changed or getattr(user, "date_joined", None)
+        if changed is not None and changed + max_age < now:
+            return Auth401Error("password_expired", scheme=scheme)
+    return None

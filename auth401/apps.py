@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class Auth401Config(AppConfig):
+    name = "auth401"
+    verbose_name = _("Authentication failures")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from . import checks as auth401_checks
+        from . import signals  # noqa: F401  (connects the receivers)
+
+        checks.register(auth401_checks.check_settings, checks.Tags.security)
+        checks.register(auth401_checks.check_wiring, checks.Tags.security)

@@ -1,0 +1,88 @@
+"""``Auth401Backend``: the gate every ``django.contrib.auth.authenticate()`` call passes.
+
+Put it first in ``AUTHENTICATION_BACKENDS``.  For username + password credentials it does
+``ModelBackend``'s work (one query, one password hash, also for unknown usernames) and then
+applies the account state.  A failure stops the backend chain (``PermissionDenied``, as
+django-axes does) so no later backend checks the same password again, and the reason is left
+on the request for the response layer: DRF's Basic class, simplejwt's token view and the
+HTML login forms all read it from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.base_user import BaseUserManager
+from django.core.exceptions import PermissionDenied
+
+from .accounts import failure_for
+from .exceptions import Auth401Error
+from .request_id import http_request
+
+#: attribute of the HttpRequest that carries the failure decided by the backend
+FAILURE_ATTRIBUTE = "auth401_failure"
+STATUS_RELATION = "auth401_status"
+
+
+def stash_failure(request: Any, failure: Auth401Error) -> None:
+    if request is not None:
+        setattr(http_request(request), FAILURE_ATTRIBUTE, failure)
+
+
+def stashed_failure(request: Any) -> Auth401Error | None:
+    if request is None:
+        return None
+    return getattr(http_request(request), FAILURE_ATTRIBUTE, None)
+
+
+class Auth401Backend(ModelBackend):
+    #: the scheme recorded on failures decided here (the Basic class overrides per request)
+    scheme = "Basic"
+
+    def _lookup(self, username: str) -> Any:
+        model = get_user_model()
+        manager = model._default_manager
+        if type(manager).get_by_natural_key is BaseUserManager.get_by_natural_key:
+            # The stock lookup: join the AccountStatus so checking it costs no query.
+            return manager.select_related(STATUS_RELATION).get(
+                **{model.USERNAME_FIELD: username}
+            )
+        return manager.get_by_natural_key(username)
+
+    def _fail(self, request: Any, failure: Auth401Error) -> None:
+        stash_failure(request, failure)
+        raise PermissionDenied(failure.code)
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        model = get_user_model()
+        if username is None:
+            username = kwargs.get(model.USERNAME_FIELD)
+        if username is None or password is None:
+            return None  # not username + password: for the other backends
+        try:
+            user = self._lookup(username)
+        except (model.DoesNotExist, ValueError, TypeError):
+            # Run the hasher once, as for a real user, so timing does not tell (Django #20760).
+            model().set_password(password)
+            self._fail(request, Auth401Error("credentials_invalid", scheme=self.scheme))
+        if not user.check_password(password):
+            self._fail(request, Auth401Error("credentials_invalid", scheme=self.scheme))
+        failure = failure_for(user, scheme=self.scheme, password_login=True)
+        if failure is not None:
+            self._fail(request, failure)
+        return user
+
+    def get_user(self, user_id: Any) -> Any:
+        """Like ModelBackend's, with the AccountStatus joined; locked or suspended: None."""
+        model = get_user_model()
+        try:
+            user = model._default_manager.select_related(STATUS_RELATION).get(pk=user_id)
+        except (model.DoesNotExist, ValueError, TypeError):
+            return None
+        if failure_for(user) is not None:
+            return None
+        return user

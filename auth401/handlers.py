@@ -1,0 +1,133 @@
+"""``exception_handler``: DRF's ``EXCEPTION_HANDLER`` for the auth401 contract.
+
+It decides *which* reason applies to a 401/403 (``failure_for_exception``) and hands it to
+``responses.render``; everything that is not an authentication or permission failure goes to
+``AUTH401["FALLBACK_EXCEPTION_HANDLER"]`` untouched, so auth401 composes with DRF's default
+handler or drf-standardized-errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import exceptions as django_exceptions
+from django.http import HttpResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.settings import api_settings as drf_settings
+from rest_framework.views import set_rollback
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import UntypedToken
+
+from . import responses, signals
+from .authentication import session_failure
+from .backends import stashed_failure
+from .conf import app_settings
+from .exceptions import Auth401Error
+from .upstream import causes, classify_token_error, reason_for_upstream
+
+HANDLED = (
+    drf_exceptions.NotAuthenticated,
+    drf_exceptions.AuthenticationFailed,
+    drf_exceptions.PermissionDenied,
+    django_exceptions.PermissionDenied,
+)
+
+#: how the hints name a scheme that is not sent in the Authorization header
+SCHEME_NAMES = {"Session": "or a session cookie from logging in"}
+
+#: body keys simplejwt's token views read a token from, in order
+TOKEN_FIELDS = ("refresh", "token", "access")
+
+
+def view_authenticators(request: Any) -> list[Any]:
+    """The view's authenticators; for views with none (simplejwt's token views), DRF's
+    default classes, so that their 401s still carry the API's challenges."""
+    found = list(getattr(request, "authenticators", None) or ())
+    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+
+
+def accepted_schemes(authenticators: list[Any], request: Any) -> list[str]:
+    schemes: list[str] = []
+    for authenticator in authenticators:
+        own = getattr(authenticator, "auth401_schemes", None)
+        if own is not None:
+            schemes.extend(own())
+        else:
+            challenge = authenticator.authenticate_header(request)
+            if challenge:
+                schemes.append(challenge.split()[0])
+    return schemes
+
+
+def unauthenticated(request: Any, authenticators: list[Any]) -> Auth401Error:
+    """Why a request reached a protected view with no user: an unsupported scheme, a dead
+    session, or no credentials at all."""
+    schemes = accepted_schemes(authenticators, request)
+    listed = ", ".join(SCHEME_NAMES.get(s, s) for s in schemes)
+    header = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if header and header[0].lower() not in {s.lower() for s in schemes}:
+        offered = responses.header_safe(header[0], limit=40)
+        return Auth401Error("scheme_unsupported", offered=offered, schemes=listed)
+    if "Session" in schemes:
+        failure = session_failure(request)
+        if failure is not None:
+            return failure
+    return Auth401Error("credentials_missing", schemes=listed or "none")
+
+
+def _token_failure(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:
+    """A token view's ``InvalidToken``: classify the ``TokenError`` behind it."""
+    error = next((c for c in causes(exc) if isinstance(c, TokenError)), None)
+    if error is None:
+        return None
+    request, view = context.get("request"), context.get("view")
+    data = getattr(request, "data", None)
+    raw = next(
+        (data[f] for f in TOKEN_FIELDS if isinstance(data, dict) and isinstance(data.get(f), str)),
+        "",
+    )
+    serializer = getattr(view, "get_serializer_class", lambda: None)()
+    token_class = getattr(serializer, "token_class", None) or UntypedToken
+    return classify_token_error(error, raw, token_class)
+
+
+def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:
+    if isinstance(exc, Auth401Error):
+        return exc
+    if not isinstance(exc, HANDLED):
+        return None
+    request = context.get("request")
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        return unauthenticated(request, view_authenticators(request))
+    if isinstance(exc, drf_exceptions.AuthenticationFailed):
+        stashed = stashed_failure(request)
+        if stashed is not None:
+            return stashed
+        token_failure = _token_failure(exc, context)
+        if token_failure is not None:
+            return token_failure
+    code = reason_for_upstream(exc) or "permission_denied"
+    detail = None
+    if code == "permission_denied":
+        # Keep a view's or permission class's own message.
+        text = str(getattr(exc, "detail", "") or (exc.args[0] if exc.args else ""))
+        if text and text != str(drf_exceptions.PermissionDenied.default_detail):
+            detail = text
+    return Auth401Error(code, detail=detail)
+
+
+def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> HttpResponse:
+    signals.auth_failed.send(sender=Auth401Error, request=request, failure=failure)
+    return responses.render(
+        request, failure, responses.challenges(request, authenticators, failure)
+    )
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    """DRF ``EXCEPTION_HANDLER``: the contract body and headers for every 401 and 403."""
+    failure = failure_for_exception(exc, context)
+    if failure is None:
+        return app_settings.fallback_handler(exc, context)
+    request = context.get("request")
+    set_rollback()
+    return render_failure(request, failure, view_authenticators(request))

@@ -1,0 +1,87 @@
+"""``Auth401Middleware``: request ids everywhere, and the contract body for non-DRF API views.
+
+Place it after ``AuthenticationMiddleware``.  It
+
+- gives every request an id (the caller's ``X-Request-ID`` when sane, else a new one) and
+  echoes it on every response;
+- under ``API_PATH_PREFIXES``, turns a plain Django view's ``PermissionDenied`` and a
+  login-required redirect into the JSON body (DRF views answer for themselves through
+  ``auth401.handlers.exception_handler``); everything else stays as it was (HTML);
+- refuses to start with a bad ``AUTH401`` setting, since system checks do not run under
+  gunicorn or uwsgi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import resolve_url
+
+from .conf import SETTING_NAME, app_settings, validate
+from .exceptions import Auth401Error
+from .request_id import HEADER, get_request_id
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path_info.startswith(app_settings.api_path_prefixes)
+
+
+def _login_path() -> str:
+    return urlsplit(resolve_url(settings.LOGIN_URL)).path
+
+
+class Auth401Middleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        problems = validate(getattr(settings, SETTING_NAME, None))
+        if problems:
+            raise ImproperlyConfigured("; ".join(p.message for p in problems))
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        get_request_id(request)
+        return self.finish(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_request_id(request)
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        return self.finish(request, await get_response(request))
+
+    def finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Shared by the sync and async paths."""
+        if (
+            response.status_code == 302
+            and is_api_path(request)
+            and urlsplit(response.get("Location", "")).path == _login_path()
+        ):
+            response = self._render(request, None)
+        if HEADER not in response:
+            response[HEADER] = get_request_id(request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        if isinstance(exception, PermissionDenied) and is_api_path(request):
+            text = str(exception.args[0]) if exception.args else None
+            return self._render(request, Auth401Error("permission_denied", detail=text or None))
+        return None
+
+    def _render(self, request: HttpRequest, failure: Auth401Error | None) -> HttpResponseBase:
+        from .handlers import render_failure, unauthenticated, view_authenticators
+
+        authenticators = view_authenticators(None)
+        if failure is None:
+            failure = unauthenticated(request, authenticators)
+        return render_failure(request, failure, authenticators)

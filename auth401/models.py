@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class AccountStatus(models.Model):
+    """The auth401 state of one user; created lazily, no row means an active account.
+
+    Change it only through ``auth401.accounts`` (lock, suspend, unlock, reinstate), which
+    records an ``AuthEvent`` and sends the signals.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active")
+        LOCKED = "locked", _("locked")
+        SUSPENDED = "suspended", _("suspended")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="auth401_status",
+        verbose_name=_("user"),
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    locked_until = models.DateTimeField(
+        _("locked until"), null=True, blank=True, help_text=_("Empty: until unlocked.")
+    )
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("changed by"),
+    )
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+    password_changed_at = models.DateTimeField(_("password changed at"), null=True, blank=True)
+    tokens_valid_after = models.DateTimeField(
+        _("credentials valid after"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Tokens and sessions issued before this moment are revoked (set by a lock, a "
+            "suspension or a password change)."
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("account status")
+        verbose_name_plural = _("account statuses")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.effective_state()}"
+
+    def effective_state(self, now: datetime | None = None) -> str:
+        """The state in force now: a lock whose end has passed counts as active."""
+        ended = self.locked_until is not None and self.locked_until <= (now or timezone.now())
+        if self.state == self.State.LOCKED and ended:
+            return self.State.ACTIVE
+        return self.state
+
+
+class AuthEvent(models.Model):
+    """The audit trail: one row per failure, per admin status change, per audited success.
+
+    Never a password, a token or a session key: tokens are kept as a short keyed fingerprint.
+    """
+
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    code = models.CharField(_("code"), max_length=40)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    username = models.CharField(_("username as typed"), max_length=150, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=255, blank=True)
+    method = models.CharField(_("method"), max_length=10, blank=True)
+    path = models.CharField(_("path"), max_length=255, blank=True)
+    scheme = models.CharField(_("scheme"), max_length=20, blank=True)
+    request_id = models.CharField(_("request id"), max_length=128, blank=True)
+    token_fingerprint = models.CharField(_("token fingerprint"), max_length=16, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    note = models.CharField(_("note"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("authentication event")
+        verbose_name_plural = _("authentication events")
+        ordering = ("-created_at",)
+        indexes = [
+            models.Index(fields=["-created_at"], name="auth401_event_created"),
+            models.Index(fields=["username", "-created_at"], name="auth401_event_username"),
+            models.Index(fields=["ip", "-created_at"], name="auth401_event_ip"),
+            models.Index(fields=["code", "-created_at"], name="auth401_event_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.code} {self.username}"

@@ -1,0 +1,29 @@
+"""Request ids: the caller's own ``X-Request-ID`` when it is sane, else a new one."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from django.http import HttpRequest
+
+HEADER = "X-Request-ID"
+_META_KEY = "HTTP_X_REQUEST_ID"
+_ATTRIBUTE = "auth401_request_id"
+_SANE = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
+
+
+def http_request(request: object) -> HttpRequest:
+    """The Django ``HttpRequest`` behind a DRF ``Request`` (or the request itself)."""
+    return getattr(request, "_request", request)  # type: ignore[return-value]
+
+
+def get_request_id(request: object) -> str:
+    """The request's id, chosen once per request and kept on the ``HttpRequest``."""
+    req = http_request(request)
+    request_id: str | None = getattr(req, _ATTRIBUTE, None)
+    if request_id is None:
+        offered = req.META.get(_META_KEY, "")
+        request_id = offered if _SANE.fullmatch(offered) else secrets.token_hex(8)
+        setattr(req, _ATTRIBUTE, request_id)
+    return request_id

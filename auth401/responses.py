@@ -1,0 +1,140 @@
+"""The one place that turns a failure into a response: body (both formats) and headers.
+
+The DRF exception handler, the middleware and the login paths all call ``render()``, so
+``status``, ``error``, ``code``, ``detail``, ``hint``, ``request_id`` and every header are
+written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone, translation
+
+from .conf import app_settings
+from .exceptions import Auth401Error
+from .request_id import HEADER as REQUEST_ID_HEADER
+from .request_id import get_request_id, http_request
+
+# RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (printable ASCII but " and \).
+_NOT_QUOTABLE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """Text that can stand inside a quoted header parameter: no quotes, controls or non-ASCII."""
+    return _NOT_QUOTABLE.sub("?", text[:limit])
+
+
+def effective(failure: Auth401Error) -> Auth401Error:
+    """Apply ``DISCLOSE_ACCOUNT_STATE``: account-state codes become ``credentials_invalid``."""
+    if failure.reason.discloses_account and not app_settings.DISCLOSE_ACCOUNT_STATE:
+        return Auth401Error("credentials_invalid", scheme=failure.scheme)
+    return failure
+
+
+def bearer_challenge(scheme: str, realm: str, failure: Auth401Error | None) -> str:
+    """A Bearer challenge, with RFC 6750 ``error`` parameters when the Bearer scheme failed."""
+    challenge = f'{scheme} realm="{realm}"'
+    error = failure.reason.bearer_error if failure is not None else None
+    if error and failure is not None and failure.scheme == "Bearer":
+        with translation.override("en"):
+            description = header_safe(failure.render_detail())
+        challenge += f', error="{error}", error_description="{description}"'
+    return challenge
+
+
+def challenges(
+    request: Any, authenticators: Iterable[Any], failure: Auth401Error | None
+) -> list[str]:
+    """One ``WWW-Authenticate`` challenge per scheme the authenticators accept, in order."""
+    found: list[str] = []
+    for authenticator in authenticators:
+        own = getattr(authenticator, "auth401_challenge", None)
+        challenge = own(request, failure) if own else authenticator.authenticate_header(request)
+        if challenge and challenge not in found:
+            found.append(challenge)
+    return found
+
+
+def _members(request: HttpRequest, failure: Auth401Error, status: int) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    extras = failure.reason.extras
+    if "retry_after" in extras and failure.retry_after is not None:
+        members["retry_after"] = failure.retry_after
+    if "server_time" in extras:
+        members["server_time"] = iso_utc(failure.server_time or timezone.now())
+    return members
+
+
+def _docs_url(code: str) -> str | None:
+    template = app_settings.DOCS_URL
+    return template.format(code=code) if template else None
+
+
+def _auth401_body(request: HttpRequest, failure: Auth401Error, status: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "status": status,
+        "error": failure.reason.title(),
+        "code": failure.code,
+        "detail": failure.render_detail(),
+        "hint": failure.render_hint(),
+        "request_id": get_request_id(request),
+    }
+    body.update(_members(request, failure, status))
+    docs = _docs_url(failure.code)
+    if docs:
+        body["docs"] = docs
+    return body
+
+
+def _problem_body(request: HttpRequest, failure: Auth401Error, status: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": _docs_url(failure.code) or "about:blank",
+        "title": failure.reason.title(),
+        "status": status,
+        "detail": failure.render_detail(),
+        "instance": request.path,
+        "code": failure.code,
+        "hint": failure.render_hint(),
+        "request_id": get_request_id(request),
+    }
+    body.update(_members(request, failure, status))
+    return body
+
+
+# RESPONSE_FORMAT -> (Content-Type, body builder)
+FORMATS: dict[str, tuple[str, Callable[[HttpRequest, Auth401Error, int], dict[str, Any]]]] = {
+    "auth401": ("application/json", _auth401_body),
+    "problem": ("application/problem+json", _problem_body),
+}
+
+
+def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> HttpResponse:
+    """The complete response for ``failure``: status, body and every header."""
+    req = http_request(request)
+    failure = effective(failure)
+    status = failure.reason.status_code()
+    content_type, build = FORMATS[app_settings.RESPONSE_FORMAT]
+    body = build(req, failure, status)
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False), status=status, content_type=content_type
+    )
+    response.data = body  # type: ignore[attr-defined]  # like DRF's Response, for callers
+    response["Cache-Control"] = "no-store"
+    response[REQUEST_ID_HEADER] = body["request_id"]
+    if status == 401:
+        listed = list(challenge_list)
+        if listed:
+            response["WWW-Authenticate"] = ", ".join(listed)
+    if "retry_after" in body:
+        response["Retry-After"] = str(body["retry_after"])
+    return response

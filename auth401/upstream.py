@@ -1,0 +1,155 @@
+"""Translation of DRF, simplejwt and PyJWT errors into catalogue reasons: tables, not if-chains.
+
+Upstream merges many causes into one exception ("Token is invalid"); auth401 splits them by
+exception type and untranslated code, and by walking the ``__cause__``/``__context__`` chain
+down to PyJWT.  Message text is never looked at: it is translated and it changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import jwt
+from django.apps import apps
+from django.core import exceptions as django_exceptions
+from django.utils import timezone
+from rest_framework import exceptions as drf_exceptions
+from rest_framework_simplejwt import exceptions as jwt_exceptions
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.utils import datetime_from_epoch
+
+from .exceptions import Auth401Error
+from .responses import iso_utc
+
+# PyJWT error -> (code, what went wrong).  The cause chain is walked; the first match wins,
+# so subclasses come before their bases.
+PYJWT_REASONS: tuple[tuple[type[Exception], str, str], ...] = (
+    (jwt.ExpiredSignatureError, "token_expired", ""),
+    (jwt.ImmatureSignatureError, "token_not_yet_valid", ""),
+    (jwt.InvalidAlgorithmError, "token_invalid", "its algorithm is not allowed"),
+    (jwt.InvalidSignatureError, "token_invalid", "its signature does not verify"),
+    (jwt.InvalidAudienceError, "token_invalid", "it is for another audience"),
+    (jwt.InvalidIssuerError, "token_invalid", "it is from another issuer"),
+    (jwt.MissingRequiredClaimError, "token_invalid", "a required claim is missing"),
+    (jwt.DecodeError, "token_invalid", "it is not a well-formed JWT"),
+    (jwt.InvalidTokenError, "token_invalid", "it could not be verified"),
+)
+
+# (exception type, untranslated upstream code or None for any) -> catalogue code.  Looked up
+# along the exception's MRO, exact code before None.
+UPSTREAM_REASONS: dict[tuple[type[Exception], str | None], str] = {
+    (drf_exceptions.NotAuthenticated, None): "credentials_missing",
+    (jwt_exceptions.AuthenticationFailed, "user_inactive"): "account_inactive",
+    (jwt_exceptions.AuthenticationFailed, "user_not_found"): "token_invalid",
+    (jwt_exceptions.AuthenticationFailed, "password_changed"): "token_revoked",
+    (jwt_exceptions.AuthenticationFailed, "bad_authorization_header"): "authorization_malformed",
+    (jwt_exceptions.AuthenticationFailed, "no_active_account"): "credentials_invalid",
+    (jwt_exceptions.InvalidToken, None): "token_invalid",
+    (drf_exceptions.AuthenticationFailed, None): "credentials_invalid",
+    (drf_exceptions.PermissionDenied, None): "permission_denied",
+    (django_exceptions.PermissionDenied, None): "permission_denied",
+}
+
+
+def upstream_code(exc: Exception) -> str | None:
+    """The untranslated code upstream gave ``exc`` (simplejwt puts it inside a dict)."""
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict):
+        code = detail.get("code")
+        return str(code) if code is not None else None
+    return getattr(detail, "code", None)
+
+
+def reason_for_upstream(exc: Exception) -> str | None:
+    code = upstream_code(exc)
+    for cls in type(exc).__mro__:
+        for key in ((cls, code), (cls, None)):
+            if key in UPSTREAM_REASONS:
+                return UPSTREAM_REASONS[key]
+    return None
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything behind it (explicit cause first, then implicit context)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def unverified_claims(raw_token: Any) -> dict[str, Any]:
+    """The claims of a token *without* checking them: only for describing a failure, and
+    only trusted where the signature is known to have verified (PyJWT checks it first)."""
+    try:
+        claims = jwt.decode(raw_token, options={"verify_signature": False})
+    except (jwt.InvalidTokenError, TypeError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                return datetime_from_epoch(value)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
+
+
+def _iso(moment: datetime | None) -> str:
+    return iso_utc(moment) if moment is not None else "?"
+
+
+def _is_blacklisted(claims: dict[str, Any]) -> bool:
+    if not apps.is_installed("rest_framework_simplejwt.token_blacklist"):
+        return False
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+
+    jti = claims.get(jwt_settings.JTI_CLAIM)
+    return isinstance(jti, str) and BlacklistedToken.objects.filter(token__jti=jti).exists()
+
+
+def classify_token_error(error: BaseException, raw_token: Any, token_class: Any) -> Auth401Error:
+    """The reason a simplejwt ``TokenError`` stands for, for a token meant as ``token_class``."""
+    now = timezone.now()
+    claims = unverified_claims(raw_token)
+    token_type = str(claims.get(jwt_settings.TOKEN_TYPE_CLAIM, "access"))[:20]
+    for cause in causes(error):
+        for exc_type, code, problem in PYJWT_REASONS:
+            if isinstance(cause, exc_type):
+                return Auth401Error(
+                    code,
+                    scheme="Bearer",
+                    server_time=now,
+                    problem=problem,
+                    token_type=token_type,
+                    expires_at=_iso(_claim_time(claims, "exp")),
+                    not_before=_iso(_claim_time(claims, "nbf", "iat")),
+                )
+    # No PyJWT cause: decoding (signature, exp, nbf) succeeded and one of simplejwt's later
+    # checks failed, so the claims read above are the verified ones.
+    expected = getattr(token_class, "token_type", None)
+    got = claims.get(jwt_settings.TOKEN_TYPE_CLAIM)
+    if expected and got is not None and got != expected:
+        return Auth401Error(
+            "token_wrong_type", scheme="Bearer", got=str(got)[:20], expected=expected
+        )
+    for claim in ("exp", "refresh_exp"):
+        moment = _claim_time(claims, claim)
+        if moment is not None and moment <= now:
+            return Auth401Error(
+                "token_expired",
+                scheme="Bearer",
+                server_time=now,
+                token_type=token_type,
+                expires_at=_iso(moment),
+            )
+    if _is_blacklisted(claims):
+        return Auth401Error("token_revoked", scheme="Bearer")
+    return Auth401Error("token_invalid", scheme="Bearer", problem="a required claim is missing")

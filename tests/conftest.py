@@ -1,0 +1,81 @@
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from auth401 import accounts
+
+PASSWORD = "correct-horse-1"
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient(raise_request_exception=False)
+
+
+@pytest.fixture
+def user_factory(db) -> Callable[..., Any]:
+    def make(username: str = "alice", password: str = PASSWORD, **fields: Any) -> Any:
+        return get_user_model().objects.create_user(username=username, password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(user_factory):
+    return user_factory()
+
+
+@pytest.fixture
+def account_factory(user_factory) -> Callable[..., Any]:
+    """A user in a given auth401 state: active, locked, suspended or inactive."""
+
+    def make(state: str = "active", username: str | None = None, **kwargs: Any) -> Any:
+        user = user_factory(username or f"user-{state}", is_active=state != "inactive")
+        if state == "locked":
+            accounts.lock(user, **kwargs)
+        elif state == "suspended":
+            accounts.suspend(user, **kwargs)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def jwt_pair() -> Callable[[Any], tuple[str, str]]:
+    def make(user: Any) -> tuple[str, str]:
+        refresh = RefreshToken.for_user(user)
+        return str(refresh.access_token), str(refresh)
+
+    return make
+
+
+@pytest.fixture
+def access_token() -> Callable[..., str]:
+    def make(user: Any) -> str:
+        return str(AccessToken.for_user(user))
+
+    return make
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def basic_header() -> Callable[[str, str], str]:
+    return basic
+
+
+@pytest.fixture
+def auth401_settings(settings):
+    """Set AUTH401 keys over the test settings: ``auth401_settings(FAILURE_LIMIT=3)``."""
+
+    def apply(**overrides: Any) -> None:
+        settings.AUTH401 = {**getattr(settings, "AUTH401", {}), **overrides}
+
+    return apply

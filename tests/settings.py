@@ -1,0 +1,86 @@
+"""Settings for auth401's own test suite: SQLite + local memory by default; PostgreSQL and
+Redis when DATABASE_URL / REDIS_URL are set (as .ci/run does)."""
+
+from pathlib import Path
+
+from example_project._env import cache_from_env, database_from_env
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = "auth401-tests-not-secret-but-long-enough-for-hs256"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = True
+LANGUAGE_CODE = "en"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_simplejwt.token_blacklist",
+    "auth401",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "auth401.middleware.Auth401Middleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "auth401.backends.Auth401Backend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Fast hashing keeps the suite quick; the timing tests count hasher calls instead.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "auth401.handlers.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "auth401.authentication.JWTAuthentication",
+        "auth401.authentication.TokenAuthentication",
+        "auth401.authentication.BasicAuthentication",
+        "auth401.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+SIMPLE_JWT = {
+    "TOKEN_REFRESH_SERIALIZER": "auth401.serializers.TokenRefreshSerializer",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+AUTH401: dict = {}
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": database_from_env(BASE_DIR / "test.sqlite3")}
+CACHES = {"default": cache_from_env()}
