@@ -101,8 +101,11 @@ class AuthEventAdmin(admin.ModelAdmin):
         return bool(request.user.is_superuser)
 
 
-def _extend_user_admin() -> None:
-    """Add the account actions to whatever admin the project registered for its user model."""
+def extend_user_admin() -> None:
+    """Add the account actions to whatever admin the project registered for its user model.
+
+    Runs when this module is imported by the admin's autodiscovery and again from
+    ``Auth401Config.ready()``, so the order of INSTALLED_APPS does not matter."""
     user_model = get_user_model()
     if not admin.site.is_registered(user_model):
         return
@@ -121,4 +124,4 @@ def _extend_user_admin() -> None:
     )
 
 
-_extend_user_admin()
+extend_user_admin()

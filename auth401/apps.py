@@ -15,3 +15,15 @@ class Auth401Config(AppConfig):
 
         checks.register(auth401_checks.check_settings, checks.Tags.security)
         checks.register(auth401_checks.check_wiring, checks.Tags.security)
+
+        from django.apps import apps
+
+        if apps.is_installed("django.contrib.admin"):
+            from django.contrib import admin
+
+            from .admin import extend_user_admin
+            from .forms import AdminAuthenticationForm
+
+            extend_user_admin()
+            if admin.site.login_form is None:
+                admin.site.login_form = AdminAuthenticationForm
