@@ -224,9 +224,12 @@ class SessionAuthentication(_Auth401Mixin, authentication.SessionAuthentication)
     auth401_scheme = "Session"
 
     def authenticate_header(self, request: Request) -> str:
-        # Not a browser-prompting scheme: it gives the 401 a challenge, so that DRF does not
-        # turn it into a 403 when this class comes first.
+        # Not an HTTP scheme, but answering here stops DRF turning the 401 into a 403 when
+        # this class comes first; responses.challenges() lists it only when nothing else is.
         return f'Session realm="{self.www_authenticate_realm}"'
+
+    def auth401_challenge(self, request: Request, failure: Auth401Error | None) -> str | None:
+        return None
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         result = super().authenticate(request)

@@ -165,8 +165,8 @@ REASONS: tuple[Reason, ...] = (
         LOCKOUT_STATUS,
         _("This account is locked."),
         _(
-            "Wait until retry_after seconds have passed, or ask an administrator to unlock "
-            "the account."
+            "Try again later (after retry_after seconds, when the answer gives them), or ask "
+            "an administrator to unlock the account."
         ),
         "Automatic lock after failures (with `retry_after`), or locked by an admin.",
         extras=frozenset({"retry_after"}),

@@ -55,14 +55,21 @@ def bearer_challenge(scheme: str, realm: str, failure: Auth401Error | None) -> s
 def challenges(
     request: Any, authenticators: Iterable[Any], failure: Auth401Error | None
 ) -> list[str]:
-    """One ``WWW-Authenticate`` challenge per scheme the authenticators accept, in order."""
+    """One ``WWW-Authenticate`` challenge per HTTP scheme the authenticators accept, in order.
+
+    The session is not an HTTP authentication scheme: its ``Session`` challenge is given only
+    when the view accepts nothing else, because a 401 must carry a challenge (RFC 9110).
+    """
     found: list[str] = []
+    fallback: list[str] = []
     for authenticator in authenticators:
         own = getattr(authenticator, "auth401_challenge", None)
         challenge = own(request, failure) if own else authenticator.authenticate_header(request)
         if challenge and challenge not in found:
             found.append(challenge)
-    return found
+        elif own and not challenge:
+            fallback.append(authenticator.authenticate_header(request))
+    return found or fallback[:1]
 
 
 def _members(request: HttpRequest, failure: Auth401Error, status: int) -> dict[str, Any]:

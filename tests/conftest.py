@@ -12,6 +12,16 @@ from auth401 import accounts
 PASSWORD = "correct-horse-1"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Lockout counters may live in the cache (Redis in CI): every test starts empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient(raise_request_exception=False)

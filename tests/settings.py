@@ -83,4 +83,4 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_env(BASE_DIR / "test.sqlite3")}
-CACHES = {"default": cache_from_env()}
+CACHES = {"default": cache_from_env(key_prefix="auth401-tests")}

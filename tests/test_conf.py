@@ -6,7 +6,7 @@ from auth401.conf import DEFAULTS, Problem, app_settings, validate
 
 
 def test_defaults_are_the_contract():
-    assert DEFAULTS == {
+    contract = {
         "FAILURE_LIMIT": 5,
         "FAILURE_WINDOW": timedelta(minutes=15),
         "IP_FAILURE_LIMIT": 50,
@@ -23,6 +23,7 @@ def test_defaults_are_the_contract():
         "DOCS_URL": None,
         "FALLBACK_EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
     }
+    assert contract == DEFAULTS
 
 
 def test_defaults_validate_clean():
@@ -97,7 +98,9 @@ def test_bad_values_name_the_key(key, value, message):
 def test_unknown_key_suggests_the_close_one():
     assert validate({"FAILURE_LIMT": 3}) == [
         Problem(
-            "FAILURE_LIMT", "AUTH401['FAILURE_LIMT'] is not a setting.", "Did you mean 'FAILURE_LIMIT'?"
+            "FAILURE_LIMT",
+            "AUTH401['FAILURE_LIMT'] is not a setting.",
+            "Did you mean 'FAILURE_LIMIT'?",
         )
     ]
 

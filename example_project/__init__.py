@@ -1,0 +1,1 @@
+"""The auth401 example project: run it with ``manage.py`` at the repo root (not packaged)."""

@@ -1,0 +1,117 @@
+"""Settings for the auth401 example project (CONTRACT §7).
+
+Runs on SQLite and a local-memory cache by default. Set ``DATABASE_URL`` (e.g.
+``postgres://127.0.0.1/test``) and ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``) to run on
+PostgreSQL and Redis, so that several app servers share one lockout state.
+
+Not for production as it stands: set ``DJANGO_SECRET_KEY`` and ``DJANGO_DEBUG=0`` and run
+``manage.py check --deploy`` first.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from example_project._env import cache_from_env, database_from_env, env_bool
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# At least 32 bytes: simplejwt signs HS256 tokens with SECRET_KEY, and PyJWT warns about
+# shorter HMAC keys.
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY",
+    "django-insecure-auth401-example-project-dev-only-key-do-not-use-in-production",
+)
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_simplejwt.token_blacklist",
+    "auth401",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "auth401.middleware.Auth401Middleware",  # right after AuthenticationMiddleware
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "auth401.backends.Auth401Backend",  # first: account status and lockout gate
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+ASGI_APPLICATION = "example_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "example_project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_env(BASE_DIR / "db.sqlite3")}
+CACHES = {"default": cache_from_env(key_prefix="auth401-example")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/api/me/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "auth401.handlers.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "auth401.authentication.JWTAuthentication",  # wraps simplejwt
+        "auth401.authentication.TokenAuthentication",  # wraps rest_framework.authtoken
+        "auth401.authentication.BasicAuthentication",
+        "auth401.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+SIMPLE_JWT = {
+    "ROTATE_REFRESH_TOKENS": False,
+    "TOKEN_REFRESH_SERIALIZER": "auth401.serializers.TokenRefreshSerializer",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+AUTH401 = {
+    "PASSWORD_MAX_AGE": timedelta(days=90),
+}

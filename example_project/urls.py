@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.contrib.auth.views import LoginView, LogoutView
+from django.urls import path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from auth401.forms import AuthenticationForm
+from example_project import views
+
+urlpatterns = [
+    path("api/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/me/", views.MeView.as_view(), name="me"),
+    path("api/staff/", views.StaffView.as_view(), name="staff"),
+    path("api/legacy/", views.legacy, name="legacy"),
+    path("api/legacy-forbidden/", views.legacy_forbidden, name="legacy-forbidden"),
+    path(
+        "accounts/login/",
+        LoginView.as_view(
+            template_name="registration/login.html",
+            # auth401's form: a locked or suspended account sees why (detail and hint).
+            authentication_form=AuthenticationForm,
+        ),
+        name="login",
+    ),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

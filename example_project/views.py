@@ -1,0 +1,53 @@
+"""Views of the auth401 example project.
+
+The DRF views show auth401's answers from the exception handler; the two plain Django views under
+/api/ show the middleware converting ``login_required`` redirects and ``PermissionDenied`` into
+the same JSON body.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class MeView(APIView):
+    """Any authenticated user: Basic, Token, Bearer JWT or session."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        user = request.user
+        authenticator = request.successful_authenticator
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "email": getattr(user, "email", ""),
+                "is_staff": user.is_staff,
+                "auth": type(authenticator).__name__ if authenticator is not None else None,
+            }
+        )
+
+
+class StaffView(APIView):
+    """Staff only: everyone else who authenticates gets 403 permission_denied."""
+
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True, "username": request.user.get_username()})
+
+
+@login_required
+def legacy(request: HttpRequest) -> JsonResponse:
+    """A plain Django view: without a session, the middleware answers 401 instead of a redirect."""
+    return JsonResponse({"ok": True})
+
+
+def legacy_forbidden(request: HttpRequest) -> JsonResponse:
+    """A plain Django view that always refuses: the middleware turns it into a JSON 403."""
+    raise PermissionDenied
