@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from . import signals
+from . import lockout, signals
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AccountStatus, AuthEvent
@@ -49,6 +49,7 @@ def _change(
     until: datetime | None = None,
     revoke: bool = False,
     only_from: tuple[str, ...] | None = None,
+    automatic: bool = False,
 ) -> AccountStatus:
     now = timezone.now()
     with transaction.atomic():
@@ -61,6 +62,7 @@ def _change(
         status.locked_until = until if state == State.LOCKED else None
         status.changed_by = by
         status.changed_at = now
+        status.automatic = automatic
         if revoke:
             status.tokens_valid_after = now
         status.save()
@@ -94,6 +96,19 @@ def lock(
     )
 
 
+def auto_lock(user: Any, *, seconds: float, failures: int) -> AccountStatus:
+    """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension."""
+    return _change(
+        user,
+        state=State.LOCKED,
+        event="auto_lock",
+        reason=f"Locked automatically after {failures} failed logins",
+        until=timezone.now() + timedelta(seconds=seconds),
+        only_from=(State.ACTIVE,),
+        automatic=True,
+    )
+
+
 def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
     return _change(
         user, state=State.SUSPENDED, event="admin_suspend", by=by, reason=reason, revoke=True
@@ -101,7 +116,12 @@ def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
 
 
 def unlock(user_or_username: Any, *, by: Any = None) -> AccountStatus | None:
-    """End a lock (a suspension stays).  Unknown usernames are a no-op and return None."""
+    """End a lock (a suspension stays) and clear the username's failure counter.  For an
+    unknown username only the counter is cleared, and None is returned."""
+    username = (
+        user_or_username if isinstance(user_or_username, str) else user_or_username.get_username()
+    )
+    lockout.clear(username)
     try:
         user = _user(user_or_username)
     except get_user_model().DoesNotExist:
@@ -113,6 +133,7 @@ def unlock(user_or_username: Any, *, by: Any = None) -> AccountStatus | None:
 
 def reinstate(user: Any, *, by: Any = None) -> AccountStatus:
     """Make the account active again, whatever its state."""
+    lockout.clear(user.get_username())
     return _change(user, state=State.ACTIVE, event="admin_reinstate", by=by)
 
 
@@ -127,6 +148,9 @@ class AccountReport:
     changed_at: datetime | None = None
     password_changed_at: datetime | None = None
     failures_in_window: int = 0
+    #: seconds left on the lockout's lock of this username (0: none), and how many repeats
+    lockout_seconds: float = 0
+    lockout_level: int = 0
     last_events: list[AuthEvent] = field(default_factory=list)
 
 
@@ -135,14 +159,15 @@ def status(user_or_username: Any) -> AccountReport:
     user = _user(user_or_username)
     row = AccountStatus.objects.filter(user=user).select_related("changed_by").first()
     username = user.get_username()
-    since = timezone.now() - app_settings.FAILURE_WINDOW
-    events = AuthEvent.objects.filter(user=user)
+    counter = lockout.peek(username)
     report = AccountReport(
         username=username,
         state=row.effective_state() if row else State.ACTIVE,
         is_active=user.is_active,
-        failures_in_window=events.filter(created_at__gte=since, status_code=401).count(),
-        last_events=list(events.order_by("-created_at")[:10]),
+        failures_in_window=counter.failures,
+        lockout_seconds=counter.locked_ms / 1000,
+        lockout_level=counter.level,
+        last_events=list(AuthEvent.objects.filter(user=user).order_by("-created_at")[:10]),
     )
     if row:
         report.reason = row.reason
@@ -176,7 +201,9 @@ def failure_for(
         state = row.effective_state(now)
         if state == State.SUSPENDED:
             return Auth401Error("account_suspended", scheme=scheme)
-        if state == State.LOCKED:
+        # An automatic lock refuses passwords only: a guesser must not be able to end the
+        # owner's sessions and tokens by failing on purpose.
+        if state == State.LOCKED and (password_login or not row.automatic):
             left = (row.locked_until - now).total_seconds() if row.locked_until else None
             return Auth401Error("account_locked", scheme=scheme, retry_after=left)
         valid_after = row.tokens_valid_after

@@ -203,6 +203,8 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
     def authenticate_credentials(
         self, userid: str, password: str, request: Request | None = None
     ) -> tuple[Any, None]:
+        if request is not None:
+            request.auth401_scheme = "Basic"  # read by Auth401Backend for its answers
         try:
             user, _ = super().authenticate_credentials(userid, password, request)
         except drf_exceptions.AuthenticationFailed as exc:

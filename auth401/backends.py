@@ -17,6 +17,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.base_user import BaseUserManager
 from django.core.exceptions import PermissionDenied
 
+from . import lockout
 from .accounts import failure_for
 from .exceptions import Auth401Error
 from .request_id import http_request
@@ -38,8 +39,8 @@ def stashed_failure(request: Any) -> Auth401Error | None:
 
 
 class Auth401Backend(ModelBackend):
-    #: the scheme recorded on failures decided here (the Basic class overrides per request)
-    scheme = "Basic"
+    #: the scheme recorded on failures decided here, unless the request names its own
+    scheme = "Password"
 
     def _lookup(self, username: str) -> Any:
         model = get_user_model()
@@ -63,15 +64,23 @@ class Auth401Backend(ModelBackend):
             username = kwargs.get(model.USERNAME_FIELD)
         if username is None or password is None:
             return None  # not username + password: for the other backends
+        scheme = getattr(request, "auth401_scheme", None) or self.scheme
+        # The slot is taken before anything else: lookup, hashing and the answer are then the
+        # same for real and unknown usernames, and a locked key is refused without a check.
+        attempt = lockout.begin(request, username, scheme)
+        if isinstance(attempt, Auth401Error):
+            self._fail(request, attempt)
         try:
             user = self._lookup(username)
         except (model.DoesNotExist, ValueError, TypeError):
+            user = None
             # Run the hasher once, as for a real user, so timing does not tell (Django #20760).
             model().set_password(password)
-            self._fail(request, Auth401Error("credentials_invalid", scheme=self.scheme))
-        if not user.check_password(password):
-            self._fail(request, Auth401Error("credentials_invalid", scheme=self.scheme))
-        failure = failure_for(user, scheme=self.scheme, password_login=True)
+        if user is None or not user.check_password(password):
+            locked = lockout.failed(attempt, user, scheme)
+            self._fail(request, locked or Auth401Error("credentials_invalid", scheme=scheme))
+        lockout.succeeded(attempt)
+        failure = failure_for(user, scheme=scheme, password_login=True)
         if failure is not None:
             self._fail(request, failure)
         return user

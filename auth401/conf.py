@@ -41,9 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_RETENTION": timedelta(days=90),
     "DOCS_URL": None,
     "FALLBACK_EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
+    # Beyond CONTRACT §1: where the failure counters live.  "auto" uses Redis when
+    # COUNTER_CACHE is Django's Redis cache, else the database; "database" forces the table.
+    "COUNTER_STORE": "auto",
+    "COUNTER_CACHE": "default",
 }
 
 RESPONSE_FORMATS = ("auth401", "problem")
+COUNTER_STORES = ("auto", "database", "cache")
 LOCKOUT_STATUS_CODES = (403, 429)
 
 
@@ -108,6 +113,10 @@ def _importable(value: Any) -> bool:
         return False
 
 
+def _cache_alias(value: Any) -> bool:
+    return isinstance(value, str) and value in getattr(settings, "CACHES", {"default": None})
+
+
 # key -> (test, what a good value looks like).  One row per key: the validation is data too.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "FAILURE_LIMIT": (_positive_int, "a positive int"),
@@ -128,6 +137,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         _importable,
         "the dotted path of an importable exception handler",
     ),
+    "COUNTER_STORE": (_one_of(COUNTER_STORES), "'auto', 'database' or 'cache'"),
+    "COUNTER_CACHE": (_cache_alias, "the alias of a cache in CACHES"),
 }
 assert RULES.keys() == DEFAULTS.keys()
 
@@ -209,6 +220,12 @@ class Auth401Settings:
     def api_path_prefixes(self) -> tuple[str, ...]:
         return self._derived("api_path_prefixes", lambda: tuple(self.API_PATH_PREFIXES))
 
+    @property
+    def counter_store(self) -> Any:
+        from ._counters import build_store
+
+        return self._derived("counter_store", build_store)
+
     def reload(self) -> None:
         self._cache.clear()
 
@@ -218,5 +235,5 @@ app_settings = Auth401Settings()
 
 @receiver(setting_changed)
 def _reload_app_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting in (SETTING_NAME, "REST_FRAMEWORK", "SIMPLE_JWT"):
+    if setting in (SETTING_NAME, "REST_FRAMEWORK", "SIMPLE_JWT", "CACHES"):
         app_settings.reload()

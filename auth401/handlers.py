@@ -32,6 +32,11 @@ HANDLED = (
     django_exceptions.PermissionDenied,
 )
 
+#: reasons that can come after view code ran, so the request's transaction is rolled back as
+#: DRF does; every other reason is decided during authentication, before any view code, and
+#: its failure counts and audit rows must survive ATOMIC_REQUESTS (django-axes #611).
+ROLLBACK_CODES = frozenset({"permission_denied"})
+
 #: how the hints name a scheme that is not sent in the Authorization header
 SCHEME_NAMES = {"Session": "or a session cookie from logging in"}
 
@@ -129,5 +134,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     if failure is None:
         return app_settings.fallback_handler(exc, context)
     request = context.get("request")
-    set_rollback()
+    if failure.code in ROLLBACK_CODES:
+        set_rollback()
     return render_failure(request, failure, view_authenticators(request))

@@ -42,6 +42,14 @@ class AccountStatus(models.Model):
         verbose_name=_("changed by"),
     )
     changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+    automatic = models.BooleanField(
+        _("locked automatically"),
+        default=False,
+        help_text=_(
+            "Locked by the lockout after failed logins: refuses password logins only, so an "
+            "attacker cannot end the owner's existing sessions and tokens."
+        ),
+    )
     password_changed_at = models.DateTimeField(_("password changed at"), null=True, blank=True)
     tokens_valid_after = models.DateTimeField(
         _("credentials valid after"),
@@ -66,6 +74,27 @@ class AccountStatus(models.Model):
         if self.state == self.State.LOCKED and ended:
             return self.State.ACTIVE
         return self.state
+
+
+class FailureCounter(models.Model):
+    """Failed-login counters and automatic locks, one row per normalised username or client IP,
+    when the counters live in the database (no shared cache).  Times are epoch milliseconds
+    so that one portable upsert statement can compare them on every database.
+    """
+
+    counter_key = models.CharField(max_length=80, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_ends = models.BigIntegerField(default=0)
+    locked_until = models.BigIntegerField(default=0)
+    lock_level = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("failure counter")
+        verbose_name_plural = _("failure counters")
+        indexes = [models.Index(fields=["window_ends"], name="auth401_counter_window")]
+
+    def __str__(self) -> str:
+        return f"{self.counter_key}: {self.failures}"
 
 
 class AuthEvent(models.Model):

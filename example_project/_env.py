@@ -78,7 +78,13 @@ def database_from_env(
     url = environ.get("DATABASE_URL", "").strip()
     if url:
         return parse_database_url(url)
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": Path(default_sqlite_path)}
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": Path(default_sqlite_path),
+        # Take SQLite's write lock when a transaction begins, and wait for it: concurrent
+        # logins then queue instead of failing with "database is locked" on a lock upgrade.
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
 
 
 def cache_from_env(

@@ -70,7 +70,7 @@ AUTH401: dict = {}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR.parent / "example_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -84,3 +84,8 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_env(BASE_DIR / "test.sqlite3")}
 CACHES = {"default": cache_from_env(key_prefix="auth401-tests")}
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not the shared in-memory database: concurrent threads then wait for SQLite's
+    # write lock (the concurrency tests) instead of failing with "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}

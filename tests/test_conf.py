@@ -23,7 +23,8 @@ def test_defaults_are_the_contract():
         "DOCS_URL": None,
         "FALLBACK_EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
     }
-    assert contract == DEFAULTS
+    # Two keys beyond the contract choose where the lockout counters live.
+    assert {**contract, "COUNTER_STORE": "auto", "COUNTER_CACHE": "default"} == DEFAULTS
 
 
 def test_defaults_validate_clean():
@@ -78,6 +79,16 @@ def test_defaults_validate_clean():
             "no.such.handler",
             "AUTH401['FALLBACK_EXCEPTION_HANDLER'] must be the dotted path of an importable "
             "exception handler, got 'no.such.handler'.",
+        ),
+        (
+            "COUNTER_STORE",
+            "memcached",
+            "AUTH401['COUNTER_STORE'] must be 'auto', 'database' or 'cache', got 'memcached'.",
+        ),
+        (
+            "COUNTER_CACHE",
+            "nope",
+            "AUTH401['COUNTER_CACHE'] must be the alias of a cache in CACHES, got 'nope'.",
         ),
         (
             "DISCLOSE_ACCOUNT_STATE",

@@ -1,0 +1,268 @@
+"""Where failed-login counters and automatic locks live: Redis (through Django's cache) or
+the database.  Both do each operation atomically in one round trip, so concurrent attempts
+from many processes can never read a stale count (django-axes #442 is the read-modify-write
+to avoid).
+
+- ``hit(keys, window)``: take one failure slot on every key, unless the key is locked;
+  answers the count and the lock's remaining time per key.
+- ``lock(key, base, ceiling, memory)``: lock the key unless it already is; each lock within
+  ``memory`` of the last one doubles the duration, up to ``ceiling``.
+- ``give_back(keys)``: return a slot taken by an attempt that turned out to be right.
+- ``clear(key)``: forget the key (an admin unlock).
+- ``peek(key)``: the count, the lock's remaining time and the lock level, for reports.
+
+Times are integer milliseconds.  The Redis store falls back to the database store when Redis
+does not answer, and stops trying Redis for a few seconds after an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import caches
+from django.db import connection, transaction
+
+from .conf import app_settings
+from .models import FailureCounter
+
+logger = logging.getLogger("auth401")
+
+#: seconds to leave Redis alone after it failed
+REDIS_RETRY_AFTER = 5.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    failures: int
+    locked_ms: int  # remaining lock time; 0 when not locked
+
+
+@dataclass(frozen=True)
+class Peek:
+    failures: int
+    locked_ms: int
+    level: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DatabaseCounters:
+    """Counters in the ``FailureCounter`` table: one upsert statement per attempt."""
+
+    def _table(self) -> tuple[str, Any]:
+        quote = connection.ops.quote_name
+        return quote(FailureCounter._meta.db_table), quote
+
+    def hit(self, keys: list[str], window_ms: int) -> list[Hit]:
+        table, q = self._table()
+        now = now_ms()
+        ordered = sorted(set(keys))  # one global lock order: concurrent upserts cannot deadlock
+        values = ", ".join(["(%s, 1, %s, 0, 0)"] * len(ordered))
+        params: list[Any] = []
+        for key in ordered:
+            params += [key, now + window_ms]
+        t = table
+        sql = (
+            f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
+            f"{q('locked_until')}, {q('lock_level')}) VALUES {values} "
+            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+            f"{q('failures')} = CASE WHEN {t}.{q('locked_until')} > %s THEN {t}.{q('failures')} "
+            f"WHEN {t}.{q('window_ends')} <= %s THEN 1 ELSE {t}.{q('failures')} + 1 END, "
+            f"{q('window_ends')} = CASE WHEN {t}.{q('locked_until')} > %s "
+            f"THEN {t}.{q('window_ends')} WHEN {t}.{q('window_ends')} <= %s "
+            f"THEN excluded.{q('window_ends')} ELSE {t}.{q('window_ends')} END "
+            f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}"
+        )
+        params += [now, now, now, now]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = {key: (failures, until) for key, failures, until in cursor.fetchall()}
+        return [Hit(rows[k][0], max(0, rows[k][1] - now)) for k in keys]
+
+    def lock(self, key: str, base_ms: int, ceiling_ms: int, memory_ms: int) -> int:
+        rows = FailureCounter.objects.filter(counter_key=key)
+        for _attempt in range(5):
+            now = now_ms()
+            current = rows.values_list("locked_until", "lock_level").first()
+            previous_until, level = current if current else (0, 0)
+            if previous_until > now:
+                return previous_until - now
+            level = level + 1 if previous_until and now - previous_until < memory_ms else 1
+            duration = min(base_ms * 2 ** (level - 1), ceiling_ms)
+            # Compare-and-set on the old lock end: of two racing lockers, one wins.
+            changed = rows.filter(locked_until=previous_until).update(
+                locked_until=now + duration, lock_level=level, failures=0
+            )
+            if changed:
+                return duration
+        return base_ms
+
+    def give_back(self, keys: list[str]) -> None:
+        from django.db.models import F
+
+        FailureCounter.objects.filter(counter_key__in=keys, failures__gt=0).update(
+            failures=F("failures") - 1
+        )
+
+    def clear(self, key: str) -> None:
+        FailureCounter.objects.filter(counter_key=key).delete()
+
+    def peek(self, key: str) -> Peek:
+        now = now_ms()
+        row = FailureCounter.objects.filter(counter_key=key).first()
+        if row is None:
+            return Peek(0, 0, 0)
+        failures = row.failures if row.window_ends > now else 0
+        return Peek(failures, max(0, row.locked_until - now), row.lock_level)
+
+    def prune(self) -> int:
+        """Delete rows whose window and lock are over and whose level is forgotten."""
+        horizon = now_ms() - int(app_settings.LOCKOUT_MAX_DURATION.total_seconds() * 1000)
+        with transaction.atomic():
+            deleted, _ = FailureCounter.objects.filter(
+                window_ends__lt=now_ms(), locked_until__lt=horizon
+            ).delete()
+        return deleted
+
+
+_HIT = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local ttl = redis.call('PTTL', KEYS[i + 1])
+  if ttl > 0 then
+    table.insert(out, tonumber(redis.call('GET', KEYS[i]) or '0'))
+    table.insert(out, ttl)
+  else
+    local n = redis.call('INCR', KEYS[i])
+    if n == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+    table.insert(out, n)
+    table.insert(out, 0)
+  end
+end
+return out
+"""
+
+_LOCK = """
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then return ttl end
+local level = redis.call('INCR', KEYS[3])
+local duration = math.min(tonumber(ARGV[1]) * 2 ^ (level - 1), tonumber(ARGV[2]))
+duration = math.floor(duration)
+redis.call('SET', KEYS[2], level, 'PX', duration)
+redis.call('PEXPIRE', KEYS[3], duration + tonumber(ARGV[3]))
+redis.call('DEL', KEYS[1])
+return duration
+"""
+
+_GIVE_BACK = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+
+
+class RedisCounters:
+    """Counters in Redis, reached through the Django cache alias ``COUNTER_CACHE``: each
+    operation is one Lua script, so one round trip and atomic."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+        self._scripts: dict[int, dict[str, Any]] = {}
+
+    def _names(self, key: str) -> tuple[str, str, str]:
+        base = self.cache.make_and_validate_key(f"auth401:{key}")
+        return f"{base}:n", f"{base}:lock", f"{base}:level"
+
+    def _client(self) -> Any:
+        return self.cache._cache.get_client(write=True)
+
+    def _script(self, name: str, source: str) -> Any:
+        client = self._client()
+        scripts = self._scripts.setdefault(id(client), {})
+        if name not in scripts:
+            scripts[name] = client.register_script(source)
+        return scripts[name]
+
+    def hit(self, keys: list[str], window_ms: int) -> list[Hit]:
+        names: list[str] = []
+        for key in keys:
+            count, lock, _level = self._names(key)
+            names += [count, lock]
+        out = self._script("hit", _HIT)(keys=names, args=[window_ms])
+        return [Hit(int(out[i]), max(0, int(out[i + 1]))) for i in range(0, len(out), 2)]
+
+    def lock(self, key: str, base_ms: int, ceiling_ms: int, memory_ms: int) -> int:
+        return int(
+            self._script("lock", _LOCK)(
+                keys=list(self._names(key)), args=[base_ms, ceiling_ms, memory_ms]
+            )
+        )
+
+    def give_back(self, keys: list[str]) -> None:
+        self._script("give_back", _GIVE_BACK)(keys=[self._names(k)[0] for k in keys])
+
+    def clear(self, key: str) -> None:
+        self._client().delete(*self._names(key))
+
+    def peek(self, key: str) -> Peek:
+        count, lock, level = self._names(key)
+        pipe = self._client().pipeline()
+        pipe.get(count)
+        pipe.pttl(lock)
+        pipe.get(level)
+        failures, ttl, lock_level = pipe.execute()
+        return Peek(int(failures or 0), max(0, int(ttl)), int(lock_level or 0))
+
+    def prune(self) -> int:
+        return 0  # Redis expires its own keys
+
+
+class FallbackCounters:
+    """Redis first; the database when Redis fails (logged), for ``REDIS_RETRY_AFTER`` s."""
+
+    def __init__(self, primary: RedisCounters, fallback: DatabaseCounters) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self._down_until = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        primary_call = getattr(self.primary, name)
+        fallback_call = getattr(self.fallback, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if time.monotonic() >= self._down_until:
+                try:
+                    return primary_call(*args, **kwargs)
+                except Exception as exc:  # redis-py raises many types; none may reach the user
+                    self._down_until = time.monotonic() + REDIS_RETRY_AFTER
+                    logger.warning(
+                        "auth401: Redis counters failed (%s); using the database for %.0f s",
+                        type(exc).__name__,
+                        REDIS_RETRY_AFTER,
+                    )
+            return fallback_call(*args, **kwargs)
+
+        return call
+
+
+def is_redis(cache: Any) -> bool:
+    inner = getattr(cache, "_cache", None)
+    return callable(getattr(inner, "get_client", None)) and hasattr(cache, "make_and_validate_key")
+
+
+def build_store() -> Any:
+    """The store ``COUNTER_STORE`` asks for ("auto": Redis when the cache is Redis)."""
+    choice = app_settings.COUNTER_STORE
+    database = DatabaseCounters()
+    if choice == "database":
+        return database
+    cache = caches[app_settings.COUNTER_CACHE]
+    if is_redis(cache):
+        return FallbackCounters(RedisCounters(cache), database)
+    return database  # "cache" with a per-process cache is refused by check auth401.W006

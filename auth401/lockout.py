@@ -1,0 +1,140 @@
+"""Brute-force lockout that cannot be raced past, and that does not tell who exists.
+
+The backend calls ``begin()`` *before* it looks the user up or checks the password: that
+takes one failure slot on the username's counter and one on the client IP's, atomically.  An
+attempt whose slot is over the limit is refused without a password check, so N concurrent
+guesses against ``FAILURE_LIMIT = 5`` cause at most 5 password checks, across processes.
+A right password gives its slots back (``succeeded``); a wrong one keeps them, and the one that
+reaches the limit locks the key (``failed``), for ``LOCKOUT_DURATION``, doubling per repeat
+up to ``LOCKOUT_MAX_DURATION``.
+
+Unknown usernames are counted and locked exactly like real ones, so the answers (status,
+body, headers) are the same.  For real users the automatic lock is also written to their
+``AccountStatus`` (``automatic=True``) so the admin and ``auth401_status`` show it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+
+from .client_ip import client_ip
+from .conf import app_settings
+from .exceptions import Auth401Error
+
+
+def normalise_username(username: str) -> str:
+    """Case-folded NFKC, so ``ALICE``, ``alice`` and ``ａｌｉｃｅ`` share one counter."""
+    return unicodedata.normalize("NFKC", str(username)).casefold().strip()
+
+
+def username_key(username: str) -> str:
+    # Hashed: any length and any bytes make a short, safe key; no username is stored.
+    digest = hashlib.blake2b(normalise_username(username).encode("utf-8", "replace"))
+    return "u:" + digest.hexdigest()[:40]
+
+
+def ip_key(ip: str) -> str:
+    return "ip:" + ip
+
+
+logger = logging.getLogger("auth401")
+
+
+def _store(operation: str, *args: Any, default: Any = None) -> Any:
+    """Run a counter operation; a database error is logged and answered with ``default``
+    (the login then goes on uncounted rather than failing with a 500).  Inside a request
+    transaction (ATOMIC_REQUESTS) it runs in a savepoint, so an error cannot poison it."""
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            return getattr(app_settings.counter_store, operation)(*args)
+    except DatabaseError:
+        logger.exception("auth401: the failure counters could not be updated (%s)", operation)
+        return default
+
+
+def _ms(delta: Any) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+@dataclass
+class Attempt:
+    """The slots one login attempt holds: (key, limit, count after taking the slot)."""
+
+    username: str
+    slots: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def _locked(ms: int, scheme: str | None) -> Auth401Error:
+    return Auth401Error("account_locked", scheme=scheme, retry_after=ms / 1000)
+
+
+def _lock(key: str) -> int:
+    base = _ms(app_settings.LOCKOUT_DURATION)
+    ceiling = _ms(app_settings.LOCKOUT_MAX_DURATION)
+    return int(_store("lock", key, base, ceiling, ceiling, default=base))
+
+
+def begin(request: Any, username: str, scheme: str | None = None) -> Attempt | Auth401Error:
+    """Take the attempt's slots; a locked or over-limit key refuses it at once."""
+    wanted = [(username_key(username), app_settings.FAILURE_LIMIT)]
+    ip = client_ip(request) if request is not None else None
+    if ip is not None:
+        wanted.append((ip_key(ip), app_settings.IP_FAILURE_LIMIT))
+    hits = _store("hit", [key for key, _ in wanted], _ms(app_settings.FAILURE_WINDOW), default=[])
+    attempt = Attempt(username)
+    if not hits:
+        return attempt  # the counters are down: logged by _store; the check goes on uncounted
+    refusal_ms = 0
+    for (key, limit), hit in zip(wanted, hits, strict=True):
+        if hit.locked_ms > 0:
+            refusal_ms = max(refusal_ms, hit.locked_ms)
+        elif hit.failures > limit:
+            # A slot beyond the limit: a racing attempt that lost. Lock (once) and refuse.
+            refusal_ms = max(refusal_ms, _lock(key))
+        else:
+            attempt.slots.append((key, limit, hit.failures))
+    if refusal_ms:
+        # No password is checked, so the slots taken on the other keys are not failures.
+        if attempt.slots:
+            _store("give_back", [key for key, _, _ in attempt.slots])
+        return _locked(refusal_ms, scheme)
+    return attempt
+
+
+def failed(attempt: Attempt, user: Any, scheme: str | None = None) -> Auth401Error | None:
+    """A wrong password: the slots stay taken; the attempt that reaches a limit locks."""
+    lock_ms = 0
+    for key, limit, count in attempt.slots:
+        if count >= limit:
+            ms = _lock(key)
+            lock_ms = max(lock_ms, ms)
+            if user is not None and key.startswith("u:"):
+                from . import accounts
+
+                accounts.auto_lock(user, seconds=ms / 1000, failures=count)
+    return _locked(lock_ms, scheme) if lock_ms else None
+
+
+def succeeded(attempt: Attempt) -> None:
+    """A right password: give the attempt's own slots back (not everyone's: an attacker must
+    not be able to reset a counter by slipping in one good login)."""
+    if attempt.slots:
+        _store("give_back", [key for key, _, _ in attempt.slots])
+
+
+def clear(username_or_ip: str, *, ip: bool = False) -> None:
+    key = ip_key(username_or_ip) if ip else username_key(username_or_ip)
+    _store("clear", key)
+
+
+def peek(username_or_ip: str, *, ip: bool = False) -> Any:
+    key = ip_key(username_or_ip) if ip else username_key(username_or_ip)
+    return app_settings.counter_store.peek(key)

@@ -1,0 +1,316 @@
+"""The lockout engine: atomic slots, windows, locks, escalation, unlock, client IPs."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from auth401 import accounts, lockout
+from auth401.models import AccountStatus
+from tests.conftest import PASSWORD, basic
+from tests.hashers import CountingHasher
+
+STORES = ["auto", "database"]
+
+
+@pytest.fixture
+def counting_hasher(settings):
+    settings.PASSWORD_HASHERS = ["tests.hashers.CountingHasher"]
+    CountingHasher.reset()
+    yield CountingHasher
+    CountingHasher.reset()
+
+
+def login(client, username, password, **extra):
+    return client.get("/api/me/", HTTP_AUTHORIZATION=basic(username, password), **extra)
+
+
+def code(response):
+    return response.json()["code"]
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_guesses_check_the_password_at_most_five_times(
+    store, user_factory, counting_hasher, auth401_settings
+):
+    auth401_settings(FAILURE_LIMIT=5, IP_FAILURE_LIMIT=1000, COUNTER_STORE=store)
+    user_factory("alice")
+    counting_hasher.reset(delay=0.02)
+    answers = []
+    start = threading.Barrier(10)
+
+    def worker():
+        client = APIClient()
+        start.wait()
+        try:
+            for _ in range(5):
+                response = login(client, "alice", "wrong-guess")
+                answers.append((response.status_code, code(response)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(answers) == 50
+    assert counting_hasher.calls <= 5
+    wrong = [a for a in answers if a == (401, "credentials_invalid")]
+    locked = [a for a in answers if a == (403, "account_locked")]
+    assert len(wrong) + len(locked) == 50
+    assert len(wrong) <= 4  # the fifth check that fails answers account_locked itself
+    assert len(locked) >= 46
+    assert lockout.peek("alice").locked_ms > 0
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db
+def test_fifth_failure_locks_and_a_right_password_is_refused_too(
+    store, user, api_client, counting_hasher, auth401_settings
+):
+    auth401_settings(COUNTER_STORE=store)
+    answers = [code(login(api_client, "alice", f"guess-{i}")) for i in range(5)]
+    assert answers == ["credentials_invalid"] * 4 + ["account_locked"]
+    assert counting_hasher.calls == 5
+    right = login(api_client, "alice", PASSWORD)
+    wrong = login(api_client, "alice", "guess-6")
+    assert counting_hasher.calls == 5  # locked: no password check at all
+    for response in (right, wrong):
+        body = response.json()
+        assert response.status_code == 403
+        assert set(body) == {"status", "error", "code", "detail", "hint", "request_id", "retry_after"}
+        assert body["code"] == "account_locked"
+        assert 899 <= body["retry_after"] <= 900
+        assert response["Retry-After"] == str(body["retry_after"])
+        assert response["Cache-Control"] == "no-store"
+    row = AccountStatus.objects.get(user=user)
+    assert (row.state, row.automatic, row.changed_by) == ("locked", True, None)
+    assert row.reason == "Locked automatically after 5 failed logins"
+
+
+@pytest.mark.django_db
+def test_usernames_are_normalised(user, api_client, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=3)
+    for name in ("ALICE", "Alice", "ａｌｉｃｅ"):
+        login(api_client, name, "wrong")
+    assert code(login(api_client, "alice", PASSWORD)) == "account_locked"
+
+
+@pytest.mark.django_db
+def test_window_expiry(user, api_client, auth401_settings):
+    auth401_settings(COUNTER_STORE="database", FAILURE_WINDOW=timedelta(minutes=15))
+    with time_machine.travel("2026-11-25 10:00:00+00:00") as traveller:
+        for _ in range(4):
+            assert code(login(api_client, "alice", "wrong")) == "credentials_invalid"
+        traveller.shift(timedelta(minutes=16))
+        for _ in range(4):
+            assert code(login(api_client, "alice", "wrong")) == "credentials_invalid"
+        assert lockout.peek("alice").failures == 4
+
+
+@pytest.mark.django_db
+def test_lock_expiry_and_escalation(user, api_client, auth401_settings):
+    auth401_settings(
+        COUNTER_STORE="database",
+        FAILURE_LIMIT=2,
+        LOCKOUT_DURATION=timedelta(minutes=10),
+        LOCKOUT_MAX_DURATION=timedelta(minutes=25),
+    )
+    seen = []
+    with time_machine.travel("2026-11-25 10:00:00+00:00", tick=False) as traveller:
+        for _ in range(4):
+            login(api_client, "alice", "wrong")
+            response = login(api_client, "alice", "wrong")
+            seen.append(response.json()["retry_after"])
+            traveller.shift(timedelta(seconds=seen[-1] + 1))
+            # the lock is over: the right password works again
+            assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert seen == [600, 1200, 1500, 1500]  # doubles per repeat, up to the maximum
+
+
+@pytest.mark.django_db
+def test_unlock_clears_the_counter_for_real_and_unknown_usernames(
+    user, api_client, auth401_settings
+):
+    auth401_settings(FAILURE_LIMIT=2)
+    for name in ("alice", "ghost"):
+        login(api_client, name, "wrong")
+        assert code(login(api_client, name, "wrong")) == "account_locked"
+    accounts.unlock("alice")
+    accounts.unlock("ghost")
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert code(login(api_client, "ghost", "wrong")) == "credentials_invalid"
+    assert AccountStatus.objects.get(user=user).state == "active"
+
+
+@pytest.mark.django_db
+def test_success_gives_back_only_its_own_slot(user, api_client):
+    for _ in range(4):
+        login(api_client, "alice", "wrong")
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert lockout.peek("alice").failures == 4
+    assert code(login(api_client, "alice", "wrong")) == "account_locked"
+
+
+@pytest.mark.django_db
+def test_automatic_lock_leaves_the_owners_tokens_but_an_admin_lock_does_not(
+    user, api_client, access_token, auth401_settings
+):
+    auth401_settings(FAILURE_LIMIT=1)
+    token = access_token(user)
+    assert code(login(api_client, "alice", "wrong")) == "account_locked"
+    me = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert me.status_code == 200
+    accounts.lock(user, reason="stolen laptop")
+    me = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert (me.status_code, code(me)) == (403, "account_locked")
+
+
+def _without_request_id(response):
+    body = response.json()
+    body.pop("request_id")
+    headers = {k: v for k, v in response.headers.items() if k not in ("X-Request-ID",)}
+    return response.status_code, body, headers
+
+
+@pytest.mark.django_db
+def test_unknown_user_and_wrong_password_answer_alike(user, counting_hasher, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=3)
+    answers = {}
+    for name in ("alice", "nobody"):
+        client = APIClient()
+        counting_hasher.reset()
+        first = [_without_request_id(login(client, name, f"w{i}")) for i in range(4)]
+        answers[name] = (first, counting_hasher.calls)
+    assert answers["alice"] == answers["nobody"]
+    # three checks, then the lock refuses the fourth without hashing
+    assert answers["alice"][1] == 3
+    assert [a[1]["code"] for a in answers["alice"][0]] == [
+        "credentials_invalid",
+        "credentials_invalid",
+        "account_locked",
+        "account_locked",
+    ]
+
+
+@pytest.mark.django_db
+def test_locked_state_is_hidden_without_the_right_password(account_factory, api_client):
+    account_factory("suspended", username="carol")
+    response = login(api_client, "carol", "wrong")
+    assert (response.status_code, code(response)) == (401, "credentials_invalid")
+
+
+@pytest.mark.django_db
+def test_disclose_false_makes_the_lock_generic(user, api_client, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=1, DISCLOSE_ACCOUNT_STATE=False)
+    response = login(api_client, "alice", "wrong")
+    assert (response.status_code, code(response)) == (401, "credentials_invalid")
+    assert "Retry-After" not in response
+
+
+@pytest.mark.django_db
+def test_ip_limit_catches_password_spraying(user_factory, api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=3)
+    for name in ("u1", "u2", "u3"):
+        user_factory(name)
+    answers = [code(login(api_client, name, "wrong")) for name in ("u1", "u2", "u3", "u1")]
+    assert answers == ["credentials_invalid", "credentials_invalid", "account_locked"] + [
+        "account_locked"
+    ]
+    other_ip = login(api_client, "u1", PASSWORD, REMOTE_ADDR="10.9.9.9")
+    assert other_ip.status_code == 200
+    accounts_ip = lockout.peek("127.0.0.1", ip=True)
+    assert accounts_ip.locked_ms > 0
+
+
+@pytest.mark.django_db
+def test_forwarded_for_rotation_from_untrusted_peer_lands_on_one_counter(
+    user_factory, api_client, auth401_settings
+):
+    auth401_settings(IP_FAILURE_LIMIT=3, TRUSTED_PROXIES=[])
+    for i in range(3):
+        login(api_client, f"user{i}", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+    assert lockout.peek("127.0.0.1", ip=True).locked_ms > 0
+    assert lockout.peek("203.0.113.0", ip=True).failures == 0
+
+
+@pytest.mark.django_db
+def test_trusted_proxy_right_most_untrusted_address(user_factory, api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=2, TRUSTED_PROXIES=["10.0.0.0/8"])
+    proxied = {"REMOTE_ADDR": "10.0.0.1"}
+    # The client forges a left-most entry; the proxy appends the real peer on the right.
+    for forged in ("1.1.1.1", "2.2.2.2"):
+        login(
+            api_client,
+            "x",
+            "wrong",
+            HTTP_X_FORWARDED_FOR=f"{forged}, 198.51.100.7, 10.0.0.2",
+            **proxied,
+        )
+    assert lockout.peek("198.51.100.7", ip=True).locked_ms > 0
+    assert lockout.peek("10.0.0.1", ip=True).failures == 0
+
+
+@pytest.mark.django_db
+def test_lockout_on_the_token_endpoint(user, api_client, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=2)
+    first = api_client.post("/api/token/", {"username": "alice", "password": "wrong"})
+    assert (first.status_code, code(first)) == (401, "credentials_invalid")
+    assert first["WWW-Authenticate"].startswith('Bearer realm="api"')
+    api_client.post("/api/token/", {"username": "alice", "password": "wrong"})
+    response = api_client.post("/api/token/", {"username": "alice", "password": PASSWORD})
+    body = response.json()
+    assert response.status_code == 403
+    assert body["code"] == "account_locked"
+    assert response["Retry-After"] == str(body["retry_after"])
+
+
+@pytest.mark.django_db
+def test_lockout_on_the_admin_login(user_factory, client, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=2)
+    user_factory("root", is_staff=True, is_superuser=True)
+    for _ in range(2):
+        client.post("/admin/login/", {"username": "root", "password": "wrong"})
+    response = client.post("/admin/login/", {"username": "root", "password": PASSWORD})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "This account is locked." in page
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_lockout_on_login_view(user, auth401_settings):
+    auth401_settings(FAILURE_LIMIT=2, LOCKOUT_STATUS_CODE=429)
+    client = Client()
+    for _ in range(2):
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "This account is locked." in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failure_counts_survive_atomic_requests(user, settings, auth401_settings):
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    auth401_settings(COUNTER_STORE="database", FAILURE_LIMIT=3)
+    client = APIClient()
+    try:
+        answers = [code(login(client, "alice", "wrong")) for _ in range(3)]
+        token = client.post("/api/token/", {"username": "alice", "password": PASSWORD})
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert answers == ["credentials_invalid", "credentials_invalid", "account_locked"]
+    assert code(token) == "account_locked"
+
+
+def test_clock_moves_with_time_machine():
+    with time_machine.travel("2030-01-01 00:00:00+00:00", tick=False):
+        assert timezone.now().year == 2030
