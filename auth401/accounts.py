@@ -185,13 +185,15 @@ def failure_for(
     password_login: bool = False,
     issued_at: datetime | None = None,
     revoked_code: str = "token_revoked",
+    password_bound: bool = False,
 ) -> Auth401Error | None:
     """The failure this user's account state gives, or None when it may proceed.
 
     Call it only once the caller has proved who it is (right password, valid token or
     session): the codes it returns disclose the account's state.  ``issued_at`` is when the
     token or session was issued; ones older than the last lock, suspension or password
-    change are revoked (``revoked_code``).  ``password_login`` applies ``PASSWORD_MAX_AGE``.
+    change (with ``password_bound``, for JWTs) are revoked (``revoked_code``).
+    ``password_login`` applies ``PASSWORD_MAX_AGE``.
     """
     if not user.is_active:
         return Auth401Error("account_inactive", scheme=scheme)
@@ -206,7 +208,10 @@ def failure_for(
         if state == State.LOCKED and (password_login or not row.automatic):
             left = (row.locked_until - now).total_seconds() if row.locked_until else None
             return Auth401Error("account_locked", scheme=scheme, retry_after=left)
-        valid_after = row.tokens_valid_after
+        limits = [row.tokens_valid_after]
+        if password_bound:
+            limits.append(row.password_changed_at)
+        valid_after = max((t for t in limits if t is not None), default=None)
         # Token times are whole seconds: one issued in the same second still counts.
         if issued_at and valid_after and issued_at < valid_after.replace(microsecond=0):
             return Auth401Error(revoked_code, scheme=scheme)

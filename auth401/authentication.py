@@ -120,7 +120,9 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         user = self.get_user(validated_token)
         iat = validated_token.get("iat")
         numeric = isinstance(iat, int | float) and not isinstance(iat, bool)
-        self._check_account(user, issued_at=datetime_from_epoch(iat) if numeric else None)
+        self._check_account(
+            user, issued_at=datetime_from_epoch(iat) if numeric else None, password_bound=True
+        )
         return user, validated_token
 
     def get_raw_token(self, header: bytes) -> bytes | None:

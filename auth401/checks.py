@@ -52,6 +52,13 @@ WIRING: dict[str, tuple[str, str]] = {
         "account state, and a refresh token of a deleted user gives a 500.",
         f"Set it to {REFRESH_SERIALIZER!r}.",
     ),
+    "auth401.W006": (
+        f"{SETTING_NAME}['COUNTER_STORE'] is 'cache' but the counter cache is not Redis (a "
+        "per-process or non-atomic cache): failure counts would not be shared between "
+        "processes, so auth401 keeps them in the database instead.",
+        "Point COUNTER_CACHE at a django.core.cache.backends.redis.RedisCache, or set "
+        "COUNTER_STORE to 'database' (or 'auto').",
+    ),
 }
 
 
@@ -78,7 +85,22 @@ def _wiring_problems() -> list[str]:
     simple_jwt = getattr(settings, "SIMPLE_JWT", {}) or {}
     if simple_jwt.get("TOKEN_REFRESH_SERIALIZER") != REFRESH_SERIALIZER:
         found.append("auth401.W005")
+    if _counters_in_a_local_cache():
+        found.append("auth401.W006")
     return found
+
+
+def _counters_in_a_local_cache() -> bool:
+    from django.core.cache import caches
+
+    from ._counters import is_redis
+    from .conf import app_settings
+
+    if validate(getattr(settings, SETTING_NAME, None)):
+        return False  # reported as auth401.E001
+    return app_settings.COUNTER_STORE == "cache" and not is_redis(
+        caches[app_settings.COUNTER_CACHE]
+    )
 
 
 def check_wiring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -42,7 +42,7 @@ def client_ip(request: Any) -> str | None:
     peer = parse_ip(str(meta.get("REMOTE_ADDR", "")))
     if peer is None or not app_settings.trusted_networks or not _trusted(peer):
         return str(peer) if peer is not None else None
-    forwarded = str(meta.get("HTTP_X_FORWARDED_FOR", ""))[:4096]
+    forwarded = str(meta.get("HTTP_X_FORWARDED_FOR", ""))[-4096:]  # the right end is ours
     candidate = peer
     for entry in reversed(forwarded.split(",")):
         address = parse_ip(entry)

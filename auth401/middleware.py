@@ -7,6 +7,9 @@ Place it after ``AuthenticationMiddleware``.  It
 - under ``API_PATH_PREFIXES``, turns a plain Django view's ``PermissionDenied`` and a
   login-required redirect into the JSON body (DRF views answer for themselves through
   ``auth401.handlers.exception_handler``); everything else stays as it was (HTML);
+- ends sessions older than the account's last lock or suspension: a session user whose
+  account may not be used (``accounts.failure_for``) is anonymous, and a revoked session is
+  flushed, for plain Django views (the admin) as for DRF;
 - refuses to start with a bad ``AUTH401`` setting, since system checks do not run under
   gunicorn or uwsgi.
 """
@@ -14,22 +17,44 @@ Place it after ``AuthenticationMiddleware``.  It
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
+from django.utils.functional import SimpleLazyObject
 
+from .accounts import failure_for
 from .conf import SETTING_NAME, app_settings, validate
 from .exceptions import Auth401Error
 from .request_id import HEADER, get_request_id
+from .signals import SESSION_LOGIN_AT
 
 
 def is_api_path(request: HttpRequest) -> bool:
     return request.path_info.startswith(app_settings.api_path_prefixes)
+
+
+def session_user(request: HttpRequest) -> Any:
+    """``get_user(request)``, refused when the account's state forbids it; a session that
+    predates the last lock or suspension is flushed (a new login is needed)."""
+    user = get_user(request)
+    if not user.is_authenticated:
+        return user
+    login_at = request.session.get(SESSION_LOGIN_AT) or 0
+    issued = datetime.fromtimestamp(login_at, UTC) if isinstance(login_at, int) else None
+    failure = failure_for(user, issued_at=issued, revoked_code="session_expired")
+    if failure is None:
+        return user
+    if failure.code == "session_expired":
+        request.session.flush()
+    return AnonymousUser()
 
 
 def _login_path() -> str:
@@ -52,13 +77,19 @@ class Auth401Middleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        get_request_id(request)
+        self.start(request)
         return self.finish(request, self.get_response(request))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        get_request_id(request)
+        self.start(request)
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
         return self.finish(request, await get_response(request))
+
+    def start(self, request: HttpRequest) -> None:
+        """Shared by the sync and async paths."""
+        get_request_id(request)
+        if hasattr(request, "user") and hasattr(request, "session"):
+            request.user = SimpleLazyObject(lambda: session_user(request))
 
     def finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Shared by the sync and async paths."""

@@ -35,7 +35,7 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             ) from None
         iat = refresh.payload.get("iat")
         issued = datetime_from_epoch(iat) if isinstance(iat, int | float) else None
-        failure = failure_for(user, scheme="Bearer", issued_at=issued)
+        failure = failure_for(user, scheme="Bearer", issued_at=issued, password_bound=True)
         if failure is not None:
             raise failure
         return super().validate(attrs)

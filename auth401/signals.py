@@ -34,9 +34,9 @@ def _record_password_change(sender: Any, instance: Any, created: bool, **kwargs:
     from .models import AccountStatus
 
     now = timezone.now()
-    AccountStatus.objects.update_or_create(
-        user=instance, defaults={"password_changed_at": now, "tokens_valid_after": now}
-    )
+    # JWTs issued before this are revoked (failure_for's password_bound); sessions are
+    # Django's own business (the session auth hash), and API tokens are not password-bound.
+    AccountStatus.objects.update_or_create(user=instance, defaults={"password_changed_at": now})
 
 
 @receiver(user_logged_in, dispatch_uid="auth401_login_time")

@@ -128,7 +128,7 @@ def test_password_change_records_time(user):
         user.set_password("new-password-2")
         user.save()
     row = AccountStatus.objects.get(user=user)
-    assert row.password_changed_at == row.tokens_valid_after
+    assert row.tokens_valid_after is None  # sessions and API tokens are not password-bound
     assert row.password_changed_at.isoformat() == "2026-11-25T12:00:00+00:00"
 
 

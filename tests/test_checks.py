@@ -84,3 +84,11 @@ def test_refresh_serializer_not_auth401s(settings):
 
 def test_every_warning_has_a_hint():
     assert all(message and hint for message, hint in WIRING.values())
+
+
+def test_counters_in_a_per_process_cache(settings):
+    settings.AUTH401 = {"COUNTER_STORE": "cache"}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert check_wiring() == [_warning("auth401.W006")]
+    settings.AUTH401 = {"COUNTER_STORE": "auto"}
+    assert check_wiring() == []

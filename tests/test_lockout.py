@@ -86,7 +86,8 @@ def test_fifth_failure_locks_and_a_right_password_is_refused_too(
     for response in (right, wrong):
         body = response.json()
         assert response.status_code == 403
-        assert set(body) == {"status", "error", "code", "detail", "hint", "request_id", "retry_after"}
+        keys = {"status", "error", "code", "detail", "hint", "request_id", "retry_after"}
+        assert set(body) == keys
         assert body["code"] == "account_locked"
         assert 899 <= body["retry_after"] <= 900
         assert response["Retry-After"] == str(body["retry_after"])
