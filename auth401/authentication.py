@@ -72,6 +72,7 @@ class _Auth401Mixin:
     def _check_account(self, user: Any, **kwargs: Any) -> None:
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
+            failure.user = user  # for the audit row
             raise failure
 
 

@@ -17,7 +17,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.base_user import BaseUserManager
 from django.core.exceptions import PermissionDenied
 
-from . import lockout
+from . import audit, lockout
 from .accounts import failure_for
 from .exceptions import Auth401Error
 from .request_id import http_request
@@ -52,8 +52,9 @@ class Auth401Backend(ModelBackend):
             )
         return manager.get_by_natural_key(username)
 
-    def _fail(self, request: Any, failure: Auth401Error) -> None:
+    def _fail(self, request: Any, failure: Auth401Error, username: str, user: Any = None) -> None:
         stash_failure(request, failure)
+        audit.record_failure(request, failure, username=username, user=user)
         raise PermissionDenied(failure.code)
 
     def authenticate(
@@ -69,7 +70,7 @@ class Auth401Backend(ModelBackend):
         # same for real and unknown usernames, and a locked key is refused without a check.
         attempt = lockout.begin(request, username, scheme)
         if isinstance(attempt, Auth401Error):
-            self._fail(request, attempt)
+            self._fail(request, attempt, username)
         try:
             user = self._lookup(username)
         except (model.DoesNotExist, ValueError, TypeError):
@@ -78,11 +79,13 @@ class Auth401Backend(ModelBackend):
             model().set_password(password)
         if user is None or not user.check_password(password):
             locked = lockout.failed(attempt, user, scheme)
-            self._fail(request, locked or Auth401Error("credentials_invalid", scheme=scheme))
+            failure = locked or Auth401Error("credentials_invalid", scheme=scheme)
+            self._fail(request, failure, username, user)
         lockout.succeeded(attempt)
         failure = failure_for(user, scheme=scheme, password_login=True)
         if failure is not None:
-            self._fail(request, failure)
+            self._fail(request, failure, username, user)
+        audit.record_success(request, user, scheme)
         return user
 
     def get_user(self, user_id: Any) -> Any:

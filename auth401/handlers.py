@@ -18,7 +18,7 @@ from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
 
-from . import responses, signals
+from . import audit, responses
 from .authentication import session_failure
 from .backends import stashed_failure
 from .conf import app_settings
@@ -122,7 +122,7 @@ def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Err
 
 
 def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> HttpResponse:
-    signals.auth_failed.send(sender=Auth401Error, request=request, failure=failure)
+    audit.record_failure(request, failure)
     return responses.render(
         request, failure, responses.challenges(request, authenticators, failure)
     )

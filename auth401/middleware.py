@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
 
+from . import audit
 from .accounts import failure_for
 from .conf import SETTING_NAME, app_settings, validate
 from .exceptions import Auth401Error
@@ -88,6 +89,7 @@ class Auth401Middleware:
     def start(self, request: HttpRequest) -> None:
         """Shared by the sync and async paths."""
         get_request_id(request)
+        audit.start_request(request)
         if hasattr(request, "user") and hasattr(request, "session"):
             request.user = SimpleLazyObject(lambda: session_user(request))
 
@@ -101,6 +103,7 @@ class Auth401Middleware:
             response = self._render(request, None)
         if HEADER not in response:
             response[HEADER] = get_request_id(request)
+        audit.flush(request)  # after the view's transaction: ATOMIC_REQUESTS cannot undo it
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:

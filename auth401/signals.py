@@ -1,6 +1,7 @@
 """Signals for integrations, and auth401's own receivers.
 
-``auth_failed(sender, request, failure)``: a request got a 401/403 from auth401.
+``auth_failed(sender, request, failure, event)``: a request failed; ``failure`` is the
+``Auth401Error``, ``event`` the ``AuthEvent`` being recorded (maybe not yet saved).
 ``account_locked(sender, user, until, by)``, ``account_unlocked(sender, user, by)`` and
 ``account_status_changed(sender, user, state, previous, by)``: sent by ``auth401.accounts``.
 """

@@ -12,14 +12,27 @@ from auth401 import accounts
 PASSWORD = "correct-horse-1"
 
 
+def _clear_cache() -> None:
+    from django.core.cache import cache
+
+    from auth401._counters import is_redis
+
+    if is_redis(cache):
+        # Only this run's keys (its KEY_PREFIX names the process): never FLUSHDB a shared Redis.
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Lockout counters may live in the cache (Redis in CI): every test starts empty."""
-    from django.core.cache import cache
-
-    cache.clear()
+    _clear_cache()
     yield
-    cache.clear()
+    _clear_cache()
 
 
 @pytest.fixture

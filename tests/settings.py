@@ -1,6 +1,7 @@
 """Settings for auth401's own test suite: SQLite + local memory by default; PostgreSQL and
 Redis when DATABASE_URL / REDIS_URL are set (as .ci/run does)."""
 
+import os
 from pathlib import Path
 
 from example_project._env import cache_from_env, database_from_env
@@ -83,9 +84,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_env(BASE_DIR / "test.sqlite3")}
-CACHES = {"default": cache_from_env(key_prefix="auth401-tests")}
+CACHES = {"default": cache_from_env(key_prefix=f"auth401-tests-{os.getpid()}")}
 
+# One test database per test run, so that two runs at once (two checkouts, a developer and
+# an editor's runner) cannot drop each other's database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not the shared in-memory database: concurrent threads then wait for SQLite's
     # write lock (the concurrency tests) instead of failing with "database table is locked".
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_auth401_{os.getpid()}"}
