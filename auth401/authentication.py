@@ -9,6 +9,8 @@ state with the AccountStatus joined into the query upstream already makes, and a
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,6 +203,20 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
         return f'Basic realm="{self.www_authenticate_realm}", charset="UTF-8"'
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        parts = authentication.get_authorization_header(request).split()
+        if len(parts) == 2 and parts[0].lower() == b"basic":
+            # DRF falls back to latin-1; the challenge says charset="UTF-8" (RFC 7617), so a
+            # client that sends anything else is told so instead of getting a wrong password.
+            try:
+                base64.b64decode(parts[1]).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise Auth401Error(
+                    "authorization_malformed",
+                    scheme="Basic",
+                    problem="the credentials are not UTF-8",
+                ) from exc
+            except (binascii.Error, ValueError):
+                pass  # DRF's own parsing reports it
         return self._parse_guard(request, super().authenticate)
 
     def authenticate_credentials(

@@ -37,8 +37,8 @@ HANDLED = (
 #: its failure counts and audit rows must survive ATOMIC_REQUESTS (django-axes #611).
 ROLLBACK_CODES = frozenset({"permission_denied"})
 
-#: how the hints name a scheme that is not sent in the Authorization header
-SCHEME_NAMES = {"Session": "or a session cookie from logging in"}
+#: schemes that are not sent in the Authorization header, and how the hints name them
+COOKIE_SCHEMES = {"Session": "a session cookie from logging in"}
 
 #: body keys simplejwt's token views read a token from, in order
 TOKEN_FIELDS = ("refresh", "token", "access")
@@ -68,7 +68,9 @@ def unauthenticated(request: Any, authenticators: list[Any]) -> Auth401Error:
     """Why a request reached a protected view with no user: an unsupported scheme, a dead
     session, or no credentials at all."""
     schemes = accepted_schemes(authenticators, request)
-    listed = ", ".join(SCHEME_NAMES.get(s, s) for s in schemes)
+    listed = ", ".join(s for s in schemes if s not in COOKIE_SCHEMES)
+    if COOKIE_SCHEMES.keys() & set(schemes):
+        listed += (", or " if listed else "") + COOKIE_SCHEMES["Session"]
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if header and header[0].lower() not in {s.lower() for s in schemes}:
         offered = responses.header_safe(header[0], limit=40)
