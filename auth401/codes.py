@@ -11,6 +11,7 @@ from the failure's parameters at render time.  ``code`` is never translated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -222,6 +223,6 @@ def markdown_table() -> str:
     with translation.override("en"):
         for r in REASONS:
             status = "`LOCKOUT_STATUS_CODE` (403)" if r.status == LOCKOUT_STATUS else str(r.status)
-            hint = str(r.hint).replace("{schemes}", "the accepted schemes")
+            hint = re.sub(r"(\{\w+\})", r"`\1`", str(r.hint))  # placeholders as code
             rows.append(f"| `{r.code}` | {status} | {r.when} | {hint} |")
     return "\n".join(rows) + "\n"
