@@ -1,17 +1,21 @@
 """System checks (``manage.py check``).
 
 ``auth401.E001``: a bad ``AUTH401`` value (one error per key, naming it).
-``auth401.W0NN``: wiring that would make answers imprecise: messages, hints and ids are data.
+``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
+``auth401.W007``, ``W008``, ``I001``: settings around auth401 that turn into surprises in
+production (``DEPLOYMENT``).  Messages, hints, levels and ids are data; one function per concern.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage, Error, Info, Warning
+from django.utils.module_loading import import_string
 
-from .conf import SETTING_NAME, validate
+from .conf import DEFAULTS, SETTING_NAME, validate
 
 HANDLER = "auth401.handlers.exception_handler"
 MIDDLEWARE = "auth401.middleware.Auth401Middleware"
@@ -105,3 +109,82 @@ def _counters_in_a_local_cache() -> bool:
 
 def check_wiring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [Warning(WIRING[i][0], hint=WIRING[i][1], id=i) for i in _wiring_problems()]
+
+
+#: settings that say Django sits behind a proxy (W007)
+PROXY_SETTINGS = ("USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT", "SECURE_PROXY_SSL_HEADER")
+JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
+
+# id -> (level, message, hint).  ``{found}`` in a W007 message names the proxy settings seen.
+DEPLOYMENT: dict[str, tuple[type[CheckMessage], str, str]] = {
+    "auth401.W007": (
+        Warning,
+        f"Django seems to run behind a proxy ({{found}} set), but {SETTING_NAME}['TRUSTED_PROXIES'] is "
+        "empty: X-Forwarded-For is ignored, every client has the proxy's address, and "
+        "IP_FAILURE_LIMIT failures from anyone lock that one address out for everyone.",
+        f"List your proxies' networks in {SETTING_NAME}['TRUSTED_PROXIES'] (e.g. "
+        "['10.0.0.0/8'] or ['127.0.0.1/32']); only they are believed, from the right.",
+    ),
+    "auth401.W008": (
+        Warning,
+        "SIMPLE_JWT['LEEWAY'] is 0 (simplejwt's default): a clock that is a second off between "
+        "the server that issues a token and the one that checks it turns valid tokens into "
+        "token_not_yet_valid or token_expired.",
+        "Allow a few seconds of clock skew, e.g. SIMPLE_JWT['LEEWAY'] = timedelta(seconds=5), "
+        "and keep the servers' clocks synchronised (NTP).",
+    ),
+    "auth401.I001": (
+        Info,
+        f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
+        "present the right password or a valid token are told when their account is locked, "
+        "suspended, inactive or has an expired password.",
+        "Fine in development. For production, decide: keep it True (clearer answers for the "
+        "account's owner) or set it to False (every login failure is credentials_invalid). "
+        "Silence this with SILENCED_SYSTEM_CHECKS = ['auth401.I001'].",
+    ),
+}
+
+
+def _message(check_id: str, **params: str) -> CheckMessage:
+    level, message, hint = DEPLOYMENT[check_id]
+    return level(message.format(**params), hint=hint, id=check_id)
+
+
+def _uses_simplejwt() -> bool:
+    """True when a default authentication class is simplejwt's JWT class or a subclass."""
+    drf = getattr(settings, "REST_FRAMEWORK", {}) or {}
+    try:
+        base = import_string(JWT_BASE)
+    except ImportError:
+        return False
+    for path in drf.get("DEFAULT_AUTHENTICATION_CLASSES", ()):
+        try:
+            cls = import_string(path) if isinstance(path, str) else path
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, base):
+            return True
+    return False
+
+
+def _leeway_is_zero() -> bool:
+    leeway = (getattr(settings, "SIMPLE_JWT", {}) or {}).get("LEEWAY", 0)
+    if isinstance(leeway, timedelta):
+        return leeway == timedelta(0)
+    return isinstance(leeway, int | float) and leeway == 0
+
+
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if validate(raw):
+        return []  # reported as auth401.E001; the values below cannot be trusted
+    merged = {**DEFAULTS, **(raw or {})}
+    found: list[CheckMessage] = []
+    proxy = [name for name in PROXY_SETTINGS if getattr(settings, name, None)]
+    if proxy and not merged["TRUSTED_PROXIES"]:
+        found.append(_message("auth401.W007", found=" and ".join(proxy)))
+    if _uses_simplejwt() and _leeway_is_zero():
+        found.append(_message("auth401.W008"))
+    if settings.DEBUG and merged["DISCLOSE_ACCOUNT_STATE"]:
+        found.append(_message("auth401.I001"))
+    return found
