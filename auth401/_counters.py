@@ -17,6 +17,7 @@ does not answer, and stops trying Redis for a few seconds after an error.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -51,6 +52,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _in_savepoint(method: Any) -> Any:
+    """Inside an open transaction (ATOMIC_REQUESTS, a test), run in a savepoint: a failing
+    counter statement must not break the request's transaction.  Outside: no extra trips."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not connection.in_atomic_block:
+            return method(*args, **kwargs)
+        with transaction.atomic():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class DatabaseCounters:
     """Counters in the ``FailureCounter`` table: one upsert statement per attempt."""
 
@@ -58,6 +73,7 @@ class DatabaseCounters:
         quote = connection.ops.quote_name
         return quote(FailureCounter._meta.db_table), quote
 
+    @_in_savepoint
     def hit(self, keys: list[str], window_ms: int) -> list[Hit]:
         table, q = self._table()
         now = now_ms()
@@ -84,6 +100,7 @@ class DatabaseCounters:
             rows = {key: (failures, until) for key, failures, until in cursor.fetchall()}
         return [Hit(rows[k][0], max(0, rows[k][1] - now)) for k in keys]
 
+    @_in_savepoint
     def lock(self, key: str, base_ms: int, ceiling_ms: int, memory_ms: int) -> int:
         rows = FailureCounter.objects.filter(counter_key=key)
         for _attempt in range(5):
@@ -102,6 +119,7 @@ class DatabaseCounters:
                 return duration
         return base_ms
 
+    @_in_savepoint
     def give_back(self, keys: list[str]) -> None:
         from django.db.models import F
 
@@ -109,6 +127,7 @@ class DatabaseCounters:
             failures=F("failures") - 1
         )
 
+    @_in_savepoint
     def clear(self, key: str) -> None:
         FailureCounter.objects.filter(counter_key=key).delete()
 

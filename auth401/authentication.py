@@ -20,8 +20,8 @@ from rest_framework import authentication
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt import authentication as jwt_authentication
+from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
@@ -57,14 +57,35 @@ class _Auth401Mixin:
     def auth401_challenge(self, request: Request, failure: Auth401Error | None) -> str | None:
         return self.authenticate_header(request)  # type: ignore[attr-defined]
 
+    def _header(self, request: Request) -> bytes:
+        """The Authorization header as bytes, as upstream reads it; a header upstream cannot
+        encode (characters beyond ISO-8859-1, which only in-process callers can send) is
+        malformed when it names this class's scheme, and no business of it otherwise."""
+        value = request.META.get("HTTP_AUTHORIZATION", b"")
+        if isinstance(value, bytes):
+            return value
+        try:
+            return value.encode("iso-8859-1")
+        except UnicodeEncodeError as exc:
+            offered = value.split(None, 1)[0].lower() if value.split() else ""
+            if offered in {s.lower() for s in self.auth401_schemes()}:
+                raise Auth401Error(
+                    "authorization_malformed",
+                    scheme=self.auth401_scheme,
+                    problem="the header has characters outside ISO-8859-1",
+                ) from exc
+            return b""
+
     def _parse_guard(self, request: Request, call: Any) -> Any:
         """Run upstream's authenticate(); an upstream error is a malformed header."""
+        header = self._header(request)
+        if not header.strip():
+            return None
         try:
             return call(request)
         except Auth401Error:
             raise
         except (drf_exceptions.AuthenticationFailed, UnicodeError) as exc:
-            header = authentication.get_authorization_header(request)
             raise Auth401Error(
                 "authorization_malformed",
                 scheme=self.auth401_scheme,
@@ -101,7 +122,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         self.user_model = _PrefetchingUserModel(get_user_model())
 
     def auth401_schemes(self) -> tuple[str, ...]:
-        types = jwt_settings.AUTH_HEADER_TYPES
+        types = simplejwt.api_settings.AUTH_HEADER_TYPES
         return tuple(types) if isinstance(types, list | tuple) else (types,)
 
     def authenticate_header(self, request: Request) -> str:
@@ -128,6 +149,11 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         )
         return user, validated_token
 
+    def get_header(self, request: Request) -> bytes | None:
+        if simplejwt.api_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION":
+            return super().get_header(request)
+        return self._header(request) or None
+
     def get_raw_token(self, header: bytes) -> bytes | None:
         # Schemes are case-insensitive (RFC 9110 §11.1); simplejwt compares bytes exactly.
         parts = header.split(None, 1)
@@ -148,7 +174,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         return raw
 
     def get_validated_token(self, raw_token: bytes) -> Token:
-        token_classes = jwt_settings.AUTH_TOKEN_CLASSES
+        token_classes = simplejwt.api_settings.AUTH_TOKEN_CLASSES
         first_error: TokenError | None = None
         for token_class in token_classes:
             try:
@@ -203,7 +229,7 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
         return f'Basic realm="{self.www_authenticate_realm}", charset="UTF-8"'
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
-        parts = authentication.get_authorization_header(request).split()
+        parts = self._header(request).split()
         if len(parts) == 2 and parts[0].lower() == b"basic":
             # DRF falls back to latin-1; the challenge says charset="UTF-8" (RFC 7617), so a
             # client that sends anything else is told so instead of getting a wrong password.

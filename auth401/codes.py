@@ -50,16 +50,18 @@ class Reason:
 
 _TIME = frozenset({"server_time"})
 
+#: ``{header_note}`` of ``credentials_missing``, given when the view accepts a header scheme
+HEADER_NOTE = _(
+    " If you did send an Authorization header, a proxy or web server in front of the "
+    "application may have removed it: configure it to pass the header through."
+)
+
 REASONS: tuple[Reason, ...] = (
     Reason(
         "credentials_missing",
         401,
         _("Authentication credentials were not provided."),
-        _(
-            "Send credentials in the Authorization header ({schemes}). If you did send them, a "
-            "proxy or web server in front of the application may have removed the Authorization "
-            "header: configure it to pass the header through."
-        ),
+        _("Authenticate with {schemes}.{header_note}"),
         "No credentials at all (the hint names the accepted schemes, and that a proxy or "
         "server may strip `Authorization`).",
     ),
@@ -223,6 +225,7 @@ def markdown_table() -> str:
     with translation.override("en"):
         for r in REASONS:
             status = "`LOCKOUT_STATUS_CODE` (403)" if r.status == LOCKOUT_STATUS else str(r.status)
-            hint = re.sub(r"(\{\w+\})", r"`\1`", str(r.hint))  # placeholders as code
+            hint = str(r.hint).replace("{header_note}", str(HEADER_NOTE))
+            hint = re.sub(r"(\{\w+\})", r"`\1`", hint)  # placeholders as code
             rows.append(f"| `{r.code}` | {status} | {r.when} | {hint} |")
     return "\n".join(rows) + "\n"

@@ -21,6 +21,7 @@ from rest_framework_simplejwt.tokens import UntypedToken
 from . import audit, responses
 from .authentication import session_failure
 from .backends import stashed_failure
+from .codes import HEADER_NOTE
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .upstream import causes, classify_token_error, reason_for_upstream
@@ -57,7 +58,7 @@ def accepted_schemes(authenticators: list[Any], request: Any) -> list[str]:
         own = getattr(authenticator, "auth401_schemes", None)
         if own is not None:
             schemes.extend(own())
-        else:
+        elif hasattr(authenticator, "authenticate_header"):
             challenge = authenticator.authenticate_header(request)
             if challenge:
                 schemes.append(challenge.split()[0])
@@ -79,7 +80,9 @@ def unauthenticated(request: Any, authenticators: list[Any]) -> Auth401Error:
         failure = session_failure(request)
         if failure is not None:
             return failure
-    return Auth401Error("credentials_missing", schemes=listed or "none")
+    header_schemes = [s for s in schemes if s not in COOKIE_SCHEMES]
+    note = HEADER_NOTE if header_schemes else ""
+    return Auth401Error("credentials_missing", schemes=listed or "none", header_note=note)
 
 
 def _token_failure(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import unicodedata
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 
 from .client_ip import client_ip
 from .conf import app_settings
@@ -49,12 +48,10 @@ logger = logging.getLogger("auth401")
 
 def _store(operation: str, *args: Any, default: Any = None) -> Any:
     """Run a counter operation; a database error is logged and answered with ``default``
-    (the login then goes on uncounted rather than failing with a 500).  Inside a request
-    transaction (ATOMIC_REQUESTS) it runs in a savepoint, so an error cannot poison it."""
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    (the login then goes on uncounted rather than failing with a 500).  The database store
+    runs inside a savepoint when a transaction is open, so an error cannot poison it."""
     try:
-        with guard:
-            return getattr(app_settings.counter_store, operation)(*args)
+        return getattr(app_settings.counter_store, operation)(*args)
     except DatabaseError:
         logger.exception("auth401: the failure counters could not be updated (%s)", operation)
         return default

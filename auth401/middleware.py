@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
@@ -84,7 +84,9 @@ class Auth401Middleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         self.start(request)
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        return self.finish(request, await get_response(request))
+        response = await get_response(request)
+        # finish() may query and write (the 401 body, the audit rows): not in the event loop
+        return await sync_to_async(self.finish)(request, response)
 
     def start(self, request: HttpRequest) -> None:
         """Shared by the sync and async paths."""

@@ -63,12 +63,14 @@ def challenges(
     found: list[str] = []
     fallback: list[str] = []
     for authenticator in authenticators:
+        # DRF's ForcedAuthentication (force_authenticate in tests) has no authenticate_header
+        plain = getattr(authenticator, "authenticate_header", None)
         own = getattr(authenticator, "auth401_challenge", None)
-        challenge = own(request, failure) if own else authenticator.authenticate_header(request)
+        challenge = own(request, failure) if own else plain(request) if plain else None
         if challenge and challenge not in found:
             found.append(challenge)
-        elif own and not challenge:
-            fallback.append(authenticator.authenticate_header(request))
+        elif own and not challenge and plain:
+            fallback.append(plain(request))
     return found or fallback[:1]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt import serializers
-from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt import settings as simplejwt  # rebound on setting changes
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .accounts import failure_for
@@ -23,11 +23,11 @@ from .exceptions import Auth401Error
 class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])  # TokenError -> InvalidToken in the view
-        user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
+        user_id = refresh.payload.get(simplejwt.api_settings.USER_ID_CLAIM)
         model = get_user_model()
         try:
             user = model.objects.select_related(STATUS_RELATION).get(
-                **{api_settings.USER_ID_FIELD: user_id}
+                **{simplejwt.api_settings.USER_ID_FIELD: user_id}
             )
         except (model.DoesNotExist, ValueError, TypeError):
             raise Auth401Error(

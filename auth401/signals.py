@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save
 from django.dispatch import Signal, receiver
@@ -40,8 +41,19 @@ def _record_password_change(sender: Any, instance: Any, created: bool, **kwargs:
     AccountStatus.objects.update_or_create(user=instance, defaults={"password_changed_at": now})
 
 
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+AUTH401_BACKEND = "auth401.backends.Auth401Backend"
+
+
 @receiver(user_logged_in, dispatch_uid="auth401_login_time")
 def _record_login_time(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     session = getattr(request, "session", None)
-    if session is not None:
-        session[SESSION_LOGIN_AT] = int(time.time())
+    if session is None:
+        return
+    session[SESSION_LOGIN_AT] = int(time.time())
+    # A login through plain ModelBackend (allauth, social logins, login(backend=...)) is served
+    # from then on by Auth401Backend, which loads the same user with its AccountStatus joined.
+    if session.get(BACKEND_SESSION_KEY) == MODEL_BACKEND and AUTH401_BACKEND in (
+        settings.AUTHENTICATION_BACKENDS
+    ):
+        session[BACKEND_SESSION_KEY] = AUTH401_BACKEND

@@ -17,7 +17,7 @@ from django.core import exceptions as django_exceptions
 from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 from rest_framework_simplejwt import exceptions as jwt_exceptions
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .exceptions import Auth401Error
@@ -111,7 +111,7 @@ def _is_blacklisted(claims: dict[str, Any]) -> bool:
         return False
     from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-    jti = claims.get(jwt_settings.JTI_CLAIM)
+    jti = claims.get(simplejwt.api_settings.JTI_CLAIM)
     return isinstance(jti, str) and BlacklistedToken.objects.filter(token__jti=jti).exists()
 
 
@@ -119,7 +119,7 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
     """The reason a simplejwt ``TokenError`` stands for, for a token meant as ``token_class``."""
     now = timezone.now()
     claims = unverified_claims(raw_token)
-    token_type = str(claims.get(jwt_settings.TOKEN_TYPE_CLAIM, "access"))[:20]
+    token_type = str(claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM, "access"))[:20]
     for cause in causes(error):
         for exc_type, code, problem in PYJWT_REASONS:
             if isinstance(cause, exc_type):
@@ -135,7 +135,7 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
     # No PyJWT cause: decoding (signature, exp, nbf) succeeded and one of simplejwt's later
     # checks failed, so the claims read above are the verified ones.
     expected = getattr(token_class, "token_type", None)
-    got = claims.get(jwt_settings.TOKEN_TYPE_CLAIM)
+    got = claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM)
     if expected and got is not None and got != expected:
         return Auth401Error(
             "token_wrong_type", scheme="Bearer", got=str(got)[:20], expected=expected

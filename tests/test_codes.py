@@ -55,6 +55,7 @@ def test_every_reason_has_texts(reason):
             "got",
             "expected",
             "reason",
+            "header_note",
         }
     assert reason.bearer_error in (None, "invalid_request", "invalid_token", "insufficient_scope")
 
