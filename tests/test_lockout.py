@@ -315,3 +315,28 @@ def test_failure_counts_survive_atomic_requests(user, settings, auth401_settings
 def test_clock_moves_with_time_machine():
     with time_machine.travel("2030-01-01 00:00:00+00:00", tick=False):
         assert timezone.now().year == 2030
+
+
+@pytest.mark.django_db
+def test_demo_bob_and_a_brute_forced_user_in_status_and_admin(client, api_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("auth401_demo", stdout=StringIO())
+    for i in range(5):
+        login(api_client, "alice", f"guess-{i}")
+    out = StringIO()
+    call_command("auth401_status", "bob", stdout=out)
+    assert out.getvalue().startswith("bob: cannot log in\n  state: locked\n")
+    assert "  reason: Locked by an admin for the demo\n" in out.getvalue()
+    out = StringIO()
+    call_command("auth401_status", "alice", stdout=out)
+    assert out.getvalue().startswith("alice: cannot log in\n  state: locked\n")
+    assert "  reason: Locked automatically after 5 failed logins\n" in out.getvalue()
+
+    client.login(username="admin", password="admin-password-1")
+    page = client.get("/admin/auth401/accountstatus/").content.decode()
+    assert "Locked by an admin for the demo" in page
+    assert "Locked automatically after 5 failed logins" in page
+    assert "Suspended for the demo" in page
