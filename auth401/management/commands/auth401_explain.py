@@ -1,0 +1,474 @@
+"""``manage.py auth401_explain "<Authorization header>"``: which code, and why?
+
+For a client developer staring at a 401: paste the header, read step by step what the API sees
+(the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials, the
+JWT's header, claims and times against the server clock, the signature, the user and the
+account state), then the answer's ``detail`` and ``hint``, and last ``code: <code> (<status>)``
+or ``accepted: <username>``.
+
+It never prints a secret: no password, no token, no signature, no API key (only its
+fingerprint, as in the audit trail).  It changes nothing: a wrong password is not counted as a
+failure (the password is checked with ``user.check_password``, not ``authenticate()``), and no
+audit row is written.  It uses the same classes, settings and helpers as the API, so its
+verdict is the API's; only the client IP's lockout counter and session cookies are out of its
+sight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.test import RequestFactory
+from django.utils import timezone
+from rest_framework import authentication as drf_authentication
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.request import Request
+from rest_framework.settings import api_settings as drf_settings
+from rest_framework_simplejwt import authentication as jwt_authentication
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.utils import datetime_from_epoch
+
+from auth401 import lockout, responses
+from auth401.accounts import cached_status, failure_for
+from auth401.audit import clean, fingerprint
+from auth401.authentication import _describe_malformed
+from auth401.backends import STATUS_RELATION
+from auth401.conf import app_settings
+from auth401.exceptions import Auth401Error
+from auth401.handlers import failure_for_exception, unauthenticated
+from auth401.upstream import PYJWT_REASONS, classify_token_error, unverified_claims
+
+PATH = "/api/"  # the request the explanation imagines: a protected API view
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value from the header, safe to print: quoted, escapes for control characters, cut."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:limit]
+    return repr(cut) + ("..." if len(text) > limit else "")
+
+
+def dotted(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def utc(moment: datetime) -> str:
+    return responses.iso_utc(moment)
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    seconds = int((moment - now).total_seconds())
+    if seconds == 0:
+        return "now"
+    return f"in {seconds} s" if seconds > 0 else f"{-seconds} s ago"
+
+
+def claim_time(claims: dict[str, Any], name: str) -> datetime | None:
+    value = claims.get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime_from_epoch(value)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def leeway() -> timedelta:
+    value = jwt_settings.LEEWAY
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return timedelta(0)
+
+
+class Explanation:
+    """The lines printed so far, and the verdict: a failure, or the accepted user."""
+
+    def __init__(self, write: Callable[[str], Any]) -> None:
+        self.write = write
+        self.failure: Auth401Error | None = None
+        self.user: Any = None
+
+    def say(self, text: str) -> None:
+        self.write(text)
+
+    def fail(self, failure: Auth401Error) -> None:
+        self.failure = failure
+
+
+def header_schemes(authenticator: Any) -> tuple[str, ...]:
+    """The Authorization schemes an authenticator reads; () for the session."""
+    if isinstance(authenticator, drf_authentication.SessionAuthentication):
+        return ()
+    if isinstance(authenticator, jwt_authentication.JWTAuthentication):
+        types = jwt_settings.AUTH_HEADER_TYPES
+        return tuple(types) if isinstance(types, list | tuple) else (types,)
+    if isinstance(authenticator, drf_authentication.TokenAuthentication):
+        return (authenticator.keyword,)
+    if isinstance(authenticator, drf_authentication.BasicAuthentication):
+        return ("Basic",)
+    own = getattr(authenticator, "auth401_schemes", None)
+    if own is not None:
+        return tuple(own())
+    challenge = authenticator.authenticate_header(None) or ""
+    return (challenge.split()[0],) if challenge.split() else ()
+
+
+def as_failure(exc: Exception, request: Any) -> Auth401Error:
+    """What auth401's exception handler makes of an exception raised while authenticating."""
+    if isinstance(exc, Auth401Error):
+        return exc
+    return failure_for_exception(exc, {"request": request}) or Auth401Error("credentials_invalid")
+
+
+def unreadable(ex: Explanation, what: str, exc: Exception, request: Any, header: bytes) -> None:
+    failure = as_failure(exc, request)
+    problem = failure.params.get("problem") or _describe_malformed(header)
+    ex.say(f"{what}: cannot be read: {problem}.")
+    ex.fail(failure)
+
+
+# --- Basic -----------------------------------------------------------------------------------
+
+
+def explain_basic(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
+    parser = type(authenticator)()
+    # Parse only: upstream's header parsing, with the credential check replaced by a capture.
+    parser.authenticate_credentials = lambda userid, password, request=None: (userid, password)
+    try:
+        parsed = parser.authenticate(request)
+    except (drf_exceptions.AuthenticationFailed, UnicodeError) as exc:
+        unreadable(ex, "Credentials", exc, request, header)
+        return
+    if parsed is None:  # pragma: no cover - the scheme matched, so the class reads it
+        ex.fail(unauthenticated(request, []))
+        return
+    username, password = parsed
+    ex.say("Credentials: valid base64 of 'username:password' in UTF-8.")
+    ex.say(f"Username: {shown(username, 64)} (the password is never shown).")
+    model = get_user_model()
+    try:
+        user = model._default_manager.select_related(STATUS_RELATION).get(
+            **{model.USERNAME_FIELD: username}
+        )
+    except (model.DoesNotExist, ValueError, TypeError):
+        user = None
+    ex.say(f"User: found, id {user.pk}." if user is not None else "User: no such user.")
+    counter = lockout.peek(username)
+    limit = app_settings.FAILURE_LIMIT
+    lock_seconds = -(-counter.locked_ms // 1000)
+    state = f"locked for {lock_seconds} s more" if counter.locked_ms > 0 else "not locked"
+    ex.say(
+        f"Failed logins for this username in the window: {counter.failures} of {limit}; "
+        f"{state}. (The client IP's counter is not checked here.)"
+    )
+    if counter.locked_ms > 0:
+        ex.say("Lockout: the username is locked, so the password is not even checked.")
+        ex.fail(Auth401Error("account_locked", scheme="Basic", retry_after=lock_seconds))
+        return
+    if user is None:
+        ex.say(
+            f"Password: not checked (no user). A real request would count failure "
+            f"{counter.failures + 1} of {limit} for this username."
+        )
+        ex.fail(Auth401Error("credentials_invalid", scheme="Basic"))
+        return
+    if not user.check_password(password):
+        ex.say(
+            f"Password: wrong. A real request would count failure {counter.failures + 1} of "
+            f"{limit} for this username."
+        )
+        ex.fail(Auth401Error("credentials_invalid", scheme="Basic"))
+        return
+    ex.say("Password: right (checked here without counting anything).")
+    explain_account(ex, user, failure_for(user, scheme="Basic", password_login=True))
+
+
+# --- Bearer (JWT) ----------------------------------------------------------------------------
+
+
+def explain_signature(ex: Explanation, raw: bytes) -> None:
+    from rest_framework_simplejwt.state import token_backend
+
+    try:
+        jwt.decode(
+            raw,
+            token_backend.get_verifying_key(raw),
+            algorithms=[token_backend.algorithm],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure is "does not verify"
+        why = next(
+            (problem for cls, _, problem in PYJWT_REASONS if isinstance(exc, cls) and problem),
+            "it could not be verified",
+        )
+        ex.say(
+            f"Signature check: failed, {why}. The token was altered, or made with another key "
+            "or algorithm: the claims above cannot be trusted."
+        )
+        return
+    ex.say(f"Signature check: passed ({token_backend.algorithm} with this server's key).")
+
+
+def explain_times(ex: Explanation, claims: dict[str, Any]) -> None:
+    now = timezone.now()
+    slack = leeway()
+    labels = (("iat", "issued at (iat)"), ("nbf", "not before (nbf)"), ("exp", "expires (exp)"))
+    for name, label in labels:
+        moment = claim_time(claims, name)
+        if moment is not None:
+            text = f"{utc(moment)} ({relative(moment, now)})"
+        else:
+            text = f"{shown(claims[name])}, not a time" if name in claims else "none"
+        ex.say(f"  {label}: {text}")
+    ex.say(f"Server clock: {utc(now)}; leeway {int(slack.total_seconds())} s.")
+    exp, nbf, iat = (claim_time(claims, n) for n in ("exp", "nbf", "iat"))
+    for name, moment in (("nbf", nbf), ("iat", iat)):
+        if moment is not None and moment > now + slack:
+            ex.say(
+                f"Time: {name} is {int((moment - now).total_seconds())} s in this server's "
+                "future, beyond the leeway: the issuer's clock is ahead of this server's (clock "
+                "skew)."
+            )
+    if exp is None:
+        ex.say("Time: the token has no expiry.")
+    elif exp < now - slack:
+        ex.say(f"Time: expired {int((now - exp).total_seconds())} s ago, beyond the leeway.")
+    elif exp < now:
+        ex.say("Time: expired, but within the leeway.")
+    else:
+        ex.say(f"Time: valid for {int((exp - now).total_seconds())} s more.")
+
+
+def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
+    try:
+        raw = authenticator.get_raw_token(authenticator.get_header(request) or header)
+    except drf_exceptions.AuthenticationFailed as exc:
+        unreadable(ex, "Token", exc, request, header)
+        return
+    if raw is None:  # pragma: no cover - the scheme matched, so the class reads it
+        ex.fail(unauthenticated(request, []))
+        return
+    try:
+        token_header = jwt.get_unverified_header(raw)
+    except jwt.InvalidTokenError:
+        token_header = None
+    if not isinstance(token_header, dict):
+        ex.say("Token header: not a JWT (expected three base64url parts joined by dots).")
+    else:
+        alg, typ = token_header.get("alg"), token_header.get("typ")
+        ex.say(
+            f"Token header: alg {shown(alg) if alg is not None else 'missing'}, "
+            f"typ {shown(typ) if typ is not None else 'missing'}."
+        )
+        if isinstance(alg, str) and alg.lower() == "none":
+            ex.say("Token header: alg 'none' means unsigned: never accepted.")
+    claims = unverified_claims(raw)
+    type_claim, id_claim = jwt_settings.TOKEN_TYPE_CLAIM, jwt_settings.USER_ID_CLAIM
+    parts = [
+        f"{name} {shown(claims[name]) if name in claims else 'missing'}"
+        for name in (type_claim, id_claim)
+        if name
+    ]
+    jti = jwt_settings.JTI_CLAIM
+    if jti:
+        parts.append(f"{jti} {'present' if jti in claims else 'missing'}")
+    ex.say(f"Claims (as sent, before any check): {', '.join(parts)}.")
+    explain_times(ex, claims)
+    explain_signature(ex, raw)
+    token_classes = jwt_settings.AUTH_TOKEN_CLASSES
+    names = ", ".join(cls.__name__ for cls in token_classes)
+    validated = None
+    first_error: TokenError | None = None
+    for token_class in token_classes:
+        try:
+            validated = token_class(raw)
+            break
+        except TokenError as exc:
+            first_error = first_error or exc
+    if validated is None:
+        assert first_error is not None
+        failure = classify_token_error(first_error, raw, token_classes[0])
+        ex.say(f"Token classes ({names}): none accepts it.")
+        ex.fail(failure)
+        return
+    ex.say(f"Token classes ({names}): {type(validated).__name__} accepts it.")
+    try:
+        user = authenticator.get_user(validated)
+    except drf_exceptions.APIException as exc:
+        failure = as_failure(exc, request)
+    except (ValueError, TypeError):  # a signed token whose user id does not fit the model
+        failure = Auth401Error("token_invalid", scheme="Bearer", problem="it names no user")
+    else:
+        failure = None
+    if failure is not None:
+        ex.say(f"User: the token's {id_claim} {shown(claims.get(id_claim))} gives no usable user.")
+        ex.fail(failure)
+        return
+    ex.say(f"User: found, id {user.pk}.")
+    iat = claim_time(claims, "iat")
+    explain_account(
+        ex, user, failure_for(user, scheme="Bearer", issued_at=iat, password_bound=True)
+    )
+
+
+# --- Token (rest_framework.authtoken) --------------------------------------------------------
+
+
+def explain_token(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
+    parser = type(authenticator)()
+    parser.authenticate_credentials = lambda key: (key, None)
+    try:
+        parsed = parser.authenticate(request)
+    except (drf_exceptions.AuthenticationFailed, UnicodeError) as exc:
+        unreadable(ex, "Key", exc, request, header)
+        return
+    if parsed is None:  # pragma: no cover - the scheme matched, so the class reads it
+        ex.fail(unauthenticated(request, []))
+        return
+    key = parsed[0]
+    ex.say(f"Key: fingerprint {fingerprint(key)} (the key itself is never shown).")
+    try:
+        model = authenticator.get_model()
+    except (ImportError, RuntimeError, LookupError):
+        ex.say("Key: rest_framework.authtoken is not installed, so no key can match.")
+        ex.fail(Auth401Error("credentials_invalid", scheme=authenticator.keyword))
+        return
+    try:
+        token = model.objects.select_related("user", f"user__{STATUS_RELATION}").get(key=key)
+    except (model.DoesNotExist, ValueError, TypeError):
+        ex.say("Key: no such key.")
+        ex.fail(Auth401Error("credentials_invalid", scheme=authenticator.keyword))
+        return
+    user = token.user
+    ex.say(f"Key: known; it belongs to user id {user.pk}.")
+    created = getattr(token, "created", None)
+    explain_account(ex, user, failure_for(user, scheme=authenticator.keyword, issued_at=created))
+
+
+# --- shared ----------------------------------------------------------------------------------
+
+
+def explain_account(ex: Explanation, user: Any, failure: Auth401Error | None) -> None:
+    row = cached_status(user)
+    state = row.effective_state() if row is not None else "active"
+    ex.say(f"Account: {state}" + ("" if user.is_active else ", and is_active is False") + ".")
+    if failure is not None:
+        ex.fail(failure)
+    else:
+        ex.user = user
+
+
+#: the base class each explainer understands; auth401's classes are subclasses of these
+EXPLAINERS: tuple[tuple[type[Any], Callable[..., None]], ...] = (
+    (jwt_authentication.JWTAuthentication, explain_bearer),
+    (drf_authentication.TokenAuthentication, explain_token),
+    (drf_authentication.BasicAuthentication, explain_basic),
+)
+
+
+class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # a diagnostic: answer even when checks complain
+    help = (
+        "Explain which code the API would answer to an Authorization header, and why, without "
+        "printing secrets or counting failures."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "header",
+            nargs="?",
+            default="",
+            help='The Authorization header value, e.g. "Bearer eyJ..." ("" for none).',
+        )
+
+    def handle(self, *args: Any, header: str = "", **options: Any) -> None:
+        ex = Explanation(self.stdout.write)
+        self.explain(ex, header)
+        if ex.failure is None and ex.user is not None:
+            self.stdout.write(f"accepted: {clean(ex.user.get_username(), 150)}")
+            return
+        failure = ex.failure
+        assert failure is not None
+        answered = responses.effective(failure)
+        if answered.code != failure.code:
+            ex.say(
+                f"DISCLOSE_ACCOUNT_STATE is False: the caller is told {answered.code} instead "
+                f"of {failure.code}."
+            )
+        ex.say(f"detail: {answered.render_detail()}")
+        ex.say(f"hint: {answered.render_hint()}")
+        ex.say(f"code: {answered.code} ({answered.reason.status_code()})")
+
+    def explain(self, ex: Explanation, header: str) -> None:
+        text = header.strip()
+        if text[:14].lower() == "authorization:":
+            text = text[14:].strip()
+        raw = text.encode("utf-8", "surrogateescape")
+        factory = RequestFactory()
+        meta = {"HTTP_AUTHORIZATION": raw.decode("latin-1")} if raw else {}
+        request = Request(factory.get(PATH, **meta))
+        authenticators = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        request.authenticators = authenticators
+        parts = raw.split()
+        if not parts:
+            ex.say("Header: no Authorization header." if not raw else "Header: empty.")
+        else:
+            lengths = " + ".join(str(len(p)) for p in parts[1:])
+            credentials = f"{lengths} characters of credentials" if lengths else "no credentials"
+            ex.say(f"Header: scheme {shown(parts[0].decode('latin-1'))}, then {credentials}.")
+        ex.say("Schemes of DEFAULT_AUTHENTICATION_CLASSES, in order:")
+        for authenticator in authenticators:
+            schemes = header_schemes(authenticator)
+            listed = ", ".join(schemes) if schemes else "a session cookie (not this header)"
+            ex.say(f"  {listed}: {dotted(authenticator)}")
+        if not parts:
+            ex.say(
+                "Verdict: no credentials. (A session cookie would count too; this command "
+                "cannot see cookies.)"
+            )
+            ex.fail(unauthenticated(request, authenticators))
+            return
+        offered = parts[0].decode("latin-1").lower()
+        for authenticator in authenticators:
+            if offered in {s.lower() for s in header_schemes(authenticator)}:
+                ex.say(f"Scheme: accepted, by {dotted(authenticator)}.")
+                for base, explainer in EXPLAINERS:
+                    if isinstance(authenticator, base):
+                        explainer(ex, authenticator, request, raw)
+                        return
+                ex.say("This class is not one auth401_explain knows: it cannot say more.")
+                self.run(ex, authenticator, request)
+                return
+        ex.say("Scheme: not accepted by any of these classes.")
+        ex.fail(unauthenticated(request, authenticators))
+
+    @staticmethod
+    def run(ex: Explanation, authenticator: Any, request: Request) -> None:
+        """Let a class auth401_explain does not know decide (it may count or log)."""
+        try:
+            result = authenticator.authenticate(request)
+        except Exception as exc:  # noqa: BLE001 - report whatever the class raised
+            ex.fail(as_failure(exc, request))
+            return
+        if result is None:
+            ex.fail(unauthenticated(request, [authenticator]))
+        else:
+            ex.user = result[0]
