@@ -10,7 +10,10 @@ Not for production as it stands: set ``DJANGO_SECRET_KEY`` and ``DJANGO_DEBUG=0`
 
 import os
 from datetime import timedelta
+from importlib.util import find_spec
 from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
 
 from example_project._env import cache_from_env, database_from_env, env_bool
 
@@ -38,9 +41,18 @@ INSTALLED_APPS = [
     "auth401",
 ]
 
+# OpenAPI (optional: `pip install -e '.[dev]'` or `'.[openapi]'` brings it): /api/schema/ and a
+# Swagger UI at /api/docs/ whose JavaScript and CSS come from the sidecar app, never a CDN.
+OPENAPI = all(find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar"))
+if OPENAPI:
+    INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Accept-Language picks the language of `detail` and `hint` (English or German here); the
+    # `code` never changes.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,6 +100,7 @@ LOGIN_REDIRECT_URL = "/api/me/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", _("English")), ("de", _("German"))]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -105,13 +118,32 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+if OPENAPI:
+    # Documents auth401's 401/403 answers on every protected operation.
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "auth401.contrib.spectacular.AutoSchema"
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "auth401 example API",
+        "DESCRIPTION": "Every 401 and 403 carries a stable `code`; see the Auth401Error schema.",
+        "VERSION": "0.1.0",
+        "SERVE_INCLUDE_SCHEMA": False,
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+    }
 
 SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": False,
     "TOKEN_REFRESH_SERIALIZER": "auth401.serializers.TokenRefreshSerializer",
     "UPDATE_LAST_LOGIN": False,
+    # A few seconds of clock skew between servers must not turn valid tokens into
+    # token_not_yet_valid or token_expired (system check auth401.W008).
+    "LEEWAY": timedelta(seconds=5),
 }
 
 AUTH401 = {
     "PASSWORD_MAX_AGE": timedelta(days=90),
 }
+
+# The example project discloses account states on purpose (that is what it demonstrates), so
+# the development reminder auth401.I001 is silenced. Decide this for your own production.
+SILENCED_SYSTEM_CHECKS = ["auth401.I001"]

@@ -1,3 +1,5 @@
+from importlib.util import find_spec
+
 from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import path
@@ -25,3 +27,18 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+if find_spec("drf_spectacular") is not None:
+    # /api/schema/ and a Swagger UI (its static files from drf_spectacular_sidecar) for anyone.
+    from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+    from rest_framework.permissions import AllowAny
+
+    public = {"authentication_classes": [], "permission_classes": [AllowAny]}
+    urlpatterns += [
+        path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+        path(
+            "api/docs/",
+            SpectacularSwaggerView.as_view(url_name="schema", **public),
+            name="swagger-ui",
+        ),
+    ]

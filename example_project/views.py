@@ -8,16 +8,35 @@ the same JSON body.
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
+from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 
+class MeSerializer(serializers.Serializer):
+    """The shape of /api/me/ (for the OpenAPI schema)."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    is_staff = serializers.BooleanField()
+    auth = serializers.CharField(allow_null=True, help_text="The class that authenticated.")
+
+
+class StaffSerializer(serializers.Serializer):
+    """The shape of /api/staff/ (for the OpenAPI schema)."""
+
+    ok = serializers.BooleanField()
+    username = serializers.CharField()
+
+
 class MeView(APIView):
     """Any authenticated user: Basic, Token, Bearer JWT or session."""
 
     permission_classes = [IsAuthenticated]
+    serializer_class = MeSerializer
 
     def get(self, request: Request) -> Response:
         user = request.user
@@ -37,6 +56,7 @@ class StaffView(APIView):
     """Staff only: everyone else who authenticates gets 403 permission_denied."""
 
     permission_classes = [IsAdminUser]
+    serializer_class = StaffSerializer
 
     def get(self, request: Request) -> Response:
         return Response({"ok": True, "username": request.user.get_username()})

@@ -2,6 +2,7 @@
 Redis when DATABASE_URL / REDIS_URL are set (as .ci/run does)."""
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 from example_project._env import cache_from_env, database_from_env
@@ -31,6 +32,9 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "auth401",
 ]
+# The example project's optional OpenAPI apps, when installed (the dev extra brings them).
+if all(find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar")):
+    INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,0 +1,226 @@
+"""OpenAPI through drf-spectacular (``auth401.contrib.spectacular``): the schema documents 401
+and 403 with the contract body on every protected operation, and the example project serves it
+with a Swagger UI whose files are all local."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import path
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.settings import patched_settings
+from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.validation import validate_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from auth401.codes import CATALOGUE, REASONS
+from auth401.contrib.spectacular import AutoSchema
+from example_project import settings as example_settings
+
+SCHEMA_CLASS = "auth401.contrib.spectacular.AutoSchema"
+ERROR_REF = {"$ref": "#/components/schemas/Auth401Error"}
+CONTRACT_MEMBERS = {"status", "error", "code", "detail", "hint", "request_id"}
+OPTIONAL_MEMBERS = {"retry_after", "server_time", "docs"}
+
+
+@pytest.fixture
+def openapi(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": SCHEMA_CLASS}
+    return settings
+
+
+@pytest.fixture
+def docs_apps(openapi):
+    assert {"drf_spectacular", "drf_spectacular_sidecar"} <= set(openapi.INSTALLED_APPS)
+    # drf-spectacular reads SPECTACULAR_SETTINGS once, at import: patch its settings object.
+    patches = {
+        key: value
+        for key, value in example_settings.SPECTACULAR_SETTINGS.items()
+        if not key.startswith("SERVE_")
+    }
+    with patched_settings(patches):
+        yield openapi
+
+
+def fetch_schema(client) -> dict:
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def ref_target(schema: dict, ref: dict) -> dict:
+    *_, kind, name = ref["$ref"].split("/")
+    return schema["components"][kind][name]
+
+
+@pytest.mark.urls("example_project.urls")
+def test_schema_is_public_and_valid(openapi, client, db):
+    schema = fetch_schema(client)
+    validate_schema(schema)
+    assert {"/api/me/", "/api/staff/", "/api/token/", "/api/token/refresh/"} <= set(schema["paths"])
+
+
+@pytest.mark.urls("example_project.urls")
+def test_error_component_has_the_contract_members(openapi, client, db):
+    schema = fetch_schema(client)
+    component = schema["components"]["schemas"]["Auth401Error"]
+    assert set(component["properties"]) == CONTRACT_MEMBERS | OPTIONAL_MEMBERS
+    assert set(component["required"]) == CONTRACT_MEMBERS
+    code = ref_target(schema, component["properties"]["code"])
+    assert code["type"] == "string"
+    assert code["enum"] == list(CATALOGUE)
+    for reason in REASONS:
+        assert f"- `{reason.code}` (" in code["description"]
+        assert reason.when in code["description"]
+
+
+@pytest.mark.urls("example_project.urls")
+@pytest.mark.parametrize("url", ["/api/me/", "/api/staff/"])
+def test_protected_operations_document_401_and_403(openapi, client, db, url):
+    schema = fetch_schema(client)
+    responses = schema["paths"][url]["get"]["responses"]
+    assert set(responses) == {"200", "401", "403"}
+    for status in ("401", "403"):
+        assert responses[status]["content"] == {"application/json": {"schema": ERROR_REF}}
+        for reason in REASONS:
+            line = f"- `{reason.code}`: {reason.when}"
+            expected_here = str(reason.status_code()) == status
+            assert (line in responses[status]["description"]) == expected_here, reason.code
+    assert set(responses["401"]["headers"]) == {"WWW-Authenticate", "X-Request-ID", "Cache-Control"}
+    assert set(responses["403"]["headers"]) == {"X-Request-ID", "Cache-Control", "Retry-After"}
+
+
+@pytest.mark.urls("example_project.urls")
+def test_token_views_document_their_401(openapi, client, db):
+    schema = fetch_schema(client)
+    for url in ("/api/token/", "/api/token/refresh/"):
+        responses = schema["paths"][url]["post"]["responses"]
+        assert responses["401"]["content"]["application/json"]["schema"] == ERROR_REF
+
+
+@pytest.mark.urls("example_project.urls")
+def test_auth401_classes_are_security_schemes(openapi, client, db):
+    schema = fetch_schema(client)
+    assert schema["paths"]["/api/me/"]["get"]["security"] == [
+        {"jwtAuth": []},
+        {"tokenAuth": []},
+        {"basicAuth": []},
+        {"cookieAuth": []},
+    ]
+    assert set(schema["components"]["securitySchemes"]) == {
+        "jwtAuth",
+        "tokenAuth",
+        "basicAuth",
+        "cookieAuth",
+    }
+
+
+@pytest.mark.urls("example_project.urls")
+def test_lockout_status_429_gets_its_own_response(openapi, client, db, auth401_settings):
+    auth401_settings(LOCKOUT_STATUS_CODE=429)
+    responses = fetch_schema(client)["paths"]["/api/me/"]["get"]["responses"]
+    assert set(responses) == {"200", "401", "403", "429"}
+    assert "`account_locked`" in responses["429"]["description"]
+    assert "`account_locked`" not in responses["403"]["description"]
+    assert set(responses["429"]["headers"]) == {"X-Request-ID", "Cache-Control", "Retry-After"}
+    assert "Retry-After" not in responses["403"]["headers"]
+
+
+@pytest.mark.urls("example_project.urls")
+def test_problem_format(openapi, client, db, auth401_settings):
+    auth401_settings(RESPONSE_FORMAT="problem")
+    schema = fetch_schema(client)
+    responses = schema["paths"]["/api/me/"]["get"]["responses"]
+    problem_ref = {"$ref": "#/components/schemas/Auth401Problem"}
+    assert responses["401"]["content"] == {"application/problem+json": {"schema": problem_ref}}
+    component = schema["components"]["schemas"]["Auth401Problem"]
+    assert set(component["required"]) == {
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "code",
+        "hint",
+        "request_id",
+    }
+    assert "Auth401Error" not in schema["components"]["schemas"]
+
+
+# Operations of other shapes, on a urlconf of this module.
+
+
+class ItemSerializer(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class Protected(APIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = ItemSerializer
+
+    def get(self, request):
+        return Response({"name": "x"})
+
+
+class Open(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = ItemSerializer
+
+    def get(self, request):
+        return Response({"name": "x"})
+
+
+class AllowAnyButAuthenticates(Open):
+    authentication_classes = APIView.authentication_classes
+
+
+class OwnForbiddenSchema(AutoSchema):
+    def get_response_serializers(self):
+        return {200: ItemSerializer, 403: OpenApiResponse(description="Mine.")}
+
+
+class OwnForbidden(Protected):
+    schema = OwnForbiddenSchema()
+
+
+urlpatterns = [
+    path("protected/", Protected.as_view()),
+    path("open/", Open.as_view()),
+    path("allow-any/", AllowAnyButAuthenticates.as_view()),
+    path("own-403/", OwnForbidden.as_view()),
+]
+
+
+def generate() -> dict:
+    return SchemaGenerator(urlconf=__name__).get_schema(request=None, public=True)
+
+
+def test_only_operations_that_authenticate_or_check_permissions(openapi):
+    paths = generate()["paths"]
+    assert set(paths["/protected/"]["get"]["responses"]) == {"200", "401", "403"}
+    assert set(paths["/open/"]["get"]["responses"]) == {"200"}
+    # AllowAny still authenticates: a bad token or a suspended account is refused.
+    assert set(paths["/allow-any/"]["get"]["responses"]) == {"200", "401", "403"}
+
+
+def test_an_operations_own_response_is_kept(openapi):
+    responses = generate()["paths"]["/own-403/"]["get"]["responses"]
+    assert responses["403"] == {"description": "Mine."}
+    assert responses["401"]["content"]["application/json"]["schema"] == ERROR_REF
+
+
+@pytest.mark.urls("example_project.urls")
+def test_swagger_ui_loads_nothing_from_a_cdn(docs_apps, client, db):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "/api/schema/" in html
+    external = re.findall(r"""(?:src|href)=["'](?:https?:)?//[^"']+""", html)
+    assert external == []
+    assert "cdn" not in html.lower()
