@@ -1,0 +1,1 @@
+"""One settings module per stack; ``base`` holds what the three share."""
