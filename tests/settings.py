@@ -32,9 +32,6 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "auth401",
 ]
-# The example project's optional OpenAPI apps, when installed (the dev extra brings them).
-if all(find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar")):
-    INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -64,6 +61,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# The example project's optional OpenAPI setup, when installed (the dev extra brings it). The
+# schema class must be set here, not in a test: drf-spectacular's decorators bind it at import.
+if all(find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar")):
+    INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "auth401.contrib.spectacular.AutoSchema"
 
 SIMPLE_JWT = {
     "TOKEN_REFRESH_SERIALIZER": "auth401.serializers.TokenRefreshSerializer",

@@ -29,7 +29,8 @@ OPTIONAL_MEMBERS = {"retry_after", "server_time", "docs"}
 
 @pytest.fixture
 def openapi(settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_SCHEMA_CLASS": SCHEMA_CLASS}
+    # Set by tests/settings.py (drf-spectacular's decorators bind the class at import time).
+    assert settings.REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] == SCHEMA_CLASS
     return settings
 
 
