@@ -119,8 +119,9 @@ JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
 DEPLOYMENT: dict[str, tuple[type[CheckMessage], str, str]] = {
     "auth401.W007": (
         Warning,
-        f"Django seems to run behind a proxy ({{found}} set), but {SETTING_NAME}['TRUSTED_PROXIES'] is "
-        "empty: X-Forwarded-For is ignored, every client has the proxy's address, and "
+        "Django seems to run behind a proxy ({found} set), but "
+        f"{SETTING_NAME}['TRUSTED_PROXIES'] is empty: X-Forwarded-For is ignored, every "
+        "client has the proxy's address, and "
         "IP_FAILURE_LIMIT failures from anyone lock that one address out for everyone.",
         f"List your proxies' networks in {SETTING_NAME}['TRUSTED_PROXIES'] (e.g. "
         "['10.0.0.0/8'] or ['127.0.0.1/32']); only they are believed, from the right.",
