@@ -75,9 +75,7 @@ def redis_down(settings, auth401_settings):
 
 
 @pytest.mark.parametrize("send", [login, token_login], ids=["basic", "token-endpoint"])
-def test_redis_down_lockout_falls_back_to_the_database(
-    redis_down, user, client, caplog, send
-):
+def test_redis_down_lockout_falls_back_to_the_database(redis_down, user, client, caplog, send):
     caplog.set_level(logging.WARNING, logger="auth401")
     answers = [send(client, "alice", f"guess-{i}") for i in range(3)]
     for response in answers[:2]:

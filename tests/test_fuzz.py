@@ -51,7 +51,7 @@ MEMBERS = frozenset({"status", "error", "code", "detail", "hint", "request_id"})
 OPTIONAL = frozenset({"retry_after", "server_time", "docs"})
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
 #: what a quoted header parameter may hold (RFC 9110 qdtext without '"' and '\')
-HEADER_SAFE = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')
+HEADER_SAFE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 # -- strategies ---------------------------------------------------------------------------------
