@@ -456,6 +456,8 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     names = ["bare", "auth401"]
     if importlib.util.find_spec("axes") is not None and not args.no_axes:
         names.append("axes")
+    if args.proposed:
+        names.append("proposed")
     stacks = [Stack(name, db, args.base_port + i, args) for i, name in enumerate(names)]
     label = "SQLite (local-memory cache)" if db == "sqlite" else "PostgreSQL + Redis"
     say(f"\n=== {label}: stacks {', '.join(names)} ===")
@@ -508,17 +510,18 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
 def verdicts(report: dict[str, Any], args: argparse.Namespace) -> None:
     say("\ntargets (PostgreSQL + Redis, auth401 / bare, median of paired ratios):")
     queries = report["queries"]
-    for scenario, target in TARGETS.items():
-        row = report["scenarios"].get(scenario, {}).get("auth401")
-        if row is None:
-            continue
-        extra = queries["auth401"][scenario]["sql"] - queries["bare"][scenario]["sql"]
-        ok = row["ratio"] >= target and (scenario != "valid_jwt" or extra <= 0)
-        note = f", extra SQL queries {extra:+.0f}" if scenario == "valid_jwt" else ""
-        say(
-            f"  {SCENARIO_TITLES[scenario]:38} {row['ratio']:.2f}x >= {target:.2f}{note}: "
-            f"{'met' if ok else 'NOT met'}"
-        )
+    for name in ("auth401", "proposed"):
+        for scenario, target in TARGETS.items():
+            row = report["scenarios"].get(scenario, {}).get(name)
+            if row is None:
+                continue
+            extra = queries[name][scenario]["sql"] - queries["bare"][scenario]["sql"]
+            ok = row["ratio"] >= target and (scenario != "valid_jwt" or extra <= 0)
+            note = f", extra SQL queries {extra:+.0f}" if scenario == "valid_jwt" else ""
+            say(
+                f"  {name:8} {SCENARIO_TITLES[scenario]:38} {row['ratio']:.2f}x >= "
+                f"{target:.2f}{note}: {'met' if ok else 'NOT met'}"
+            )
     for name, flood_report in report.get("flood", {}).items():
         ok = flood_report["last_over_first"] >= 0.95
         say(
@@ -596,6 +599,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-stacks", nargs="*", default=["auth401"])
     parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--no-axes", action="store_true")
+    parser.add_argument(
+        "--proposed",
+        action="store_true",
+        help="add a 4th stack: auth401 with the changes of benchmarks/proposed.py",
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--base-port", type=int, default=18401)
