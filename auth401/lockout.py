@@ -114,10 +114,19 @@ def failed(attempt: Attempt, user: Any, scheme: str | None = None) -> Auth401Err
             ms = _lock(key)
             lock_ms = max(lock_ms, ms)
             if user is not None and key.startswith("u:"):
-                from . import accounts
-
-                accounts.auto_lock(user, seconds=ms / 1000, failures=count)
+                _mirror(user, ms, count)
     return _locked(lock_ms, scheme) if lock_ms else None
+
+
+def _mirror(user: Any, ms: int, failures: int) -> None:
+    """Show the lock on the user's AccountStatus.  The counter's lock is what refuses logins,
+    so a failed write here is logged and the answer stays ``account_locked``."""
+    from . import accounts
+
+    try:
+        accounts.auto_lock(user, seconds=ms / 1000, failures=failures)
+    except DatabaseError:
+        logger.exception("auth401: the automatic lock of user %s could not be recorded", user.pk)
 
 
 def succeeded(attempt: Attempt) -> None:

@@ -197,13 +197,6 @@ def test_audit_refused_token_endpoint(audit_refuses, user, client, caplog):
     assert set(response.json()) == {"access", "refresh"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: accounts.auto_lock() writes its AuthEvent with objects.create() inside the "
-    "login, so a refused audit insert raises out of lockout.failed() and the limit-reaching "
-    "login answers 500 instead of account_locked (and the AccountStatus mirror rolls back). "
-    "Remove this marker once auto_lock's audit row goes through audit's guarded writer.",
-)
 def test_audit_refused_lockout_still_locks(audit_refuses, user, client, caplog, auth401_settings):
     """The attempt that reaches the limit writes the automatic lock (AccountStatus and its
     own AuthEvent) as well: a refused audit table must not turn it into a 500."""
