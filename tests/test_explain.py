@@ -397,3 +397,33 @@ def test_garbage_jwts_never_crash(db, header, claims, signature):
     )
     output = explain(f"Bearer {token}")
     assert output.splitlines()[-1].startswith("code: token_invalid (401)")
+
+
+def test_expired_password(user, auth401_settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    auth401_settings(PASSWORD_MAX_AGE=timedelta(days=90))
+    with time_machine.travel(timezone.now() + timedelta(days=91), tick=False):
+        output = explain(basic("alice", PASSWORD))
+    assert output.endswith(
+        "Password: right (checked here without counting anything).\n"
+        "Account: active.\n"
+        "Password: last changed longer ago than PASSWORD_MAX_AGE (90 days, 0:00:00).\n"
+        + answer("password_expired")
+    )
+
+
+def test_jwt_issued_before_a_password_change(user):
+    token = issue(lambda: AccessToken.for_user(user))
+    with time_machine.travel("2026-11-25 08:01:00+00:00", tick=False):
+        user.set_password("a-new-password-2")
+        user.save()
+        output = explain(f"Bearer {token}")
+    assert output.endswith(
+        f"User: found, id {user.pk}.\n"
+        "Account: active.\n"
+        "Credentials: issued before the account's last lock, suspension or password change, so "
+        "they are revoked.\n" + answer("token_revoked")
+    )

@@ -366,11 +366,22 @@ def explain_token(ex: Explanation, authenticator: Any, request: Request, header:
 # --- shared ----------------------------------------------------------------------------------
 
 
+#: what the account check found, for codes the account's state line does not already say
+ACCOUNT_NOTES = {
+    "password_expired": "Password: last changed longer ago than PASSWORD_MAX_AGE ({max_age}).",
+    "token_revoked": "Credentials: issued before the account's last lock, suspension or password "
+    "change, so they are revoked.",
+}
+
+
 def explain_account(ex: Explanation, user: Any, failure: Auth401Error | None) -> None:
     row = cached_status(user)
     state = row.effective_state() if row is not None else "active"
     ex.say(f"Account: {state}" + ("" if user.is_active else ", and is_active is False") + ".")
     if failure is not None:
+        note = ACCOUNT_NOTES.get(failure.code)
+        if note:
+            ex.say(note.format(max_age=app_settings.PASSWORD_MAX_AGE))
         ex.fail(failure)
     else:
         ex.user = user
