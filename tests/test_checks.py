@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -220,3 +221,11 @@ def test_deployment_checks_are_bound(settings):
     call_command("check", stdout=out, stderr=err)
     assert "auth401.I001" in out.getvalue() + err.getvalue()
     assert "auth401.W008" in out.getvalue() + err.getvalue()
+
+
+def test_every_check_id_is_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^  \| `(auth401\.[EWI]\d{3})` \|", readme, flags=re.M))
+    assert listed == {"auth401.E001", *WIRING, *DEPLOYMENT}
