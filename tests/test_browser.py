@@ -1,0 +1,181 @@
+"""The admin review in a real browser: Debian's headless Chromium driven by Selenium through
+Debian's chromedriver (never Selenium Manager, never a download).  ``.ci/run`` installs both
+packages; the test skips only where they are missing.
+
+Flow: log in as admin, open the dashboard, filter the AuthEvent changelist by a code, lock a
+user from the user list and unlock them from the dashboard.  The dashboard, with the locked
+account, is saved to ``.artifacts/dashboard.png``.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from auth401.models import AccountStatus, AuthEvent
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
+PASSWORD = "browser-admin-password-1"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason=(
+            "needs Debian's chromium and chromium-driver (/usr/bin/chromium and "
+            "/usr/bin/chromedriver); .ci/run installs them with apt-get"
+        ),
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1500",
+        "--lang=en-US",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver, css: str, timeout: float = 15):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def _submit_and_wait(driver, element, css: str):
+    """Click ``element`` and wait for the next page (the old one goes stale, ``css`` shows)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    return _wait(driver, css)
+
+
+def _text(driver, css: str) -> str:
+    return driver.find_element("css selector", css).text
+
+
+def test_admin_review_in_chromium(browser, live_server):
+    from selenium.webdriver.support.ui import Select
+
+    users = get_user_model()
+    admin = users.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    bob = users.objects.create_user("bob", password="bob-password-1")
+    now = timezone.now()
+    for minutes, code, ip in [
+        (3, "credentials_invalid", "203.0.113.5"),
+        (8, "credentials_invalid", "203.0.113.5"),
+        (40, "token_expired", "198.51.100.20"),
+        (70, "token_expired", "198.51.100.20"),
+        (60 * 5, "credentials_invalid", "203.0.113.5"),
+        (60 * 9, "account_locked", "192.0.2.44"),
+        (60 * 20, "credentials_missing", "192.0.2.44"),
+    ]:
+        AuthEvent.objects.create(
+            created_at=now - timedelta(minutes=minutes),
+            code=code,
+            status_code=403 if code == "account_locked" else 401,
+            username="bob",
+            user=bob,
+            ip=ip,
+            scheme="Bearer" if code.startswith("token") else "Basic",
+            path="/api/me/",
+            method="GET",
+        )
+    url = live_server.url
+
+    # Log in as admin.
+    browser.get(f"{url}/admin/login/?next=/admin/")
+    _wait(browser, "#id_username").send_keys("admin")
+    browser.find_element("css selector", "#id_password").send_keys(PASSWORD)
+    _submit_and_wait(
+        browser, browser.find_element("css selector", "input[type=submit]"), "#content"
+    )
+    assert "Site administration" in browser.title
+    assert "Authentication events" in _text(browser, "#content-main")
+
+    # The dashboard: the chart, the tops, nobody locked yet.
+    browser.get(f"{url}/admin/auth401/authevent/dashboard/")
+    _wait(browser, "#auth401-per-hour")
+    assert _text(browser, "h1") == "Authentication failures dashboard"
+    assert len(browser.find_elements("css selector", "#auth401-per-hour svg rect.bar")) == 24
+    assert "7 failures since" in _text(browser, "#auth401-per-hour")
+    assert "credentials_invalid 3" in _text(browser, "#auth401-top-codes")
+    assert "203.0.113.5 3" in _text(browser, "#auth401-top-ips")
+    assert "bob 7" in _text(browser, "#auth401-top-usernames")
+    assert "No account is locked." in _text(browser, "#auth401-locked")
+
+    # From the dashboard to the changelist, then filter it by a code.
+    _submit_and_wait(
+        browser,
+        browser.find_element("link text", "Authentication events"),
+        "#changelist-filter",
+    )
+    filters = browser.find_element("css selector", "#changelist-filter")
+    _submit_and_wait(browser, filters.find_element("link text", "token_expired"), "#result_list")
+    assert "code=token_expired" in browser.current_url
+    codes = [td.text for td in browser.find_elements("css selector", "#result_list td.field-code")]
+    assert codes == ["token_expired", "token_expired"]
+    assert "2 authentication events" in _text(browser, ".paginator")
+
+    # Lock bob through the user list's action.
+    browser.get(f"{url}/admin/auth/user/")
+    _wait(browser, "#result_list")
+    row = browser.find_element("xpath", "//tr[.//th//a[text()='bob']]")
+    row.find_element("css selector", "input.action-select").click()
+    Select(browser.find_element("css selector", "select[name=action]")).select_by_value(
+        "auth401_lock"
+    )
+    _submit_and_wait(
+        browser, browser.find_element("css selector", "button[name=index]"), ".messagelist"
+    )
+    assert "1 account locked." in _text(browser, ".messagelist")
+    assert AccountStatus.objects.get(user=bob).state == "locked"
+
+    # The dashboard lists bob, with an Unlock button: the screenshot, then unlock.
+    browser.get(f"{url}/admin/auth401/authevent/dashboard/")
+    locked = _wait(browser, "#auth401-locked")
+    assert "bob" in locked.text and "admin" in locked.text  # who locked it
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight"))
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    _submit_and_wait(
+        browser, locked.find_element("css selector", "button[name=unlock]"), ".messagelist"
+    )
+    assert "Unlocked bob." in _text(browser, ".messagelist")
+    assert "No account is locked." in _text(browser, "#auth401-locked")
+    status = AccountStatus.objects.get(user=bob)
+    assert (status.state, status.changed_by) == ("active", admin)
+    assert AuthEvent.objects.get(code="admin_unlock", user=bob).actor == admin
