@@ -13,6 +13,9 @@ by auth401 or its tests; it exists so the proposals in benchmarks/README.md come
    100 rows or per second; password failures (what brute force produces) stay synchronous.
    Their log records are still written at once, so a crash loses at most a second of rows
    that the log still holds.
+4. ``RedisCounters._client``: one ``redis.Redis`` per connection pool, kept, instead of
+   ``get_client()``'s new client per call (about 17 KB each, kept alive for ever by the
+   ``_scripts`` dict keyed on the client's id: a leak, and a ``register_script`` per call).
 """
 
 from __future__ import annotations
@@ -144,7 +147,19 @@ class CachedLookup:
 
 def apply() -> None:
     """Patch the running auth401 (benchmark processes of the ``proposed`` stack only)."""
-    from auth401 import audit, authentication, backends
+    from auth401 import _counters, audit, authentication, backends
+
+    clients: dict[int, Any] = {}
+
+    def _client(self: Any) -> Any:
+        inner = self.cache._cache
+        pool = inner._get_connection_pool(True)
+        client = clients.get(id(pool))
+        if client is None:
+            client = clients[id(pool)] = inner._client(connection_pool=pool)
+        return client
+
+    _counters.RedisCounters._client = _client  # type: ignore[method-assign]
 
     deferred = DeferredAudit()
     audit._write = deferred.write  # type: ignore[assignment]

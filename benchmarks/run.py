@@ -205,6 +205,17 @@ class Stack:
         except OSError:
             return []
 
+    def worker_rss_mb(self) -> float | None:
+        """Resident memory of the (first) worker, from /proc."""
+        for pid in self.worker_pids()[:1]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+            except OSError:
+                return None
+        return None
+
     def stop(self) -> None:
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
@@ -345,6 +356,7 @@ def flood(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, A
     usernames = [f"flood-{i:05d}" for i in range(args.flood_usernames)]
     stack.call("reset")
     before = stack.call("sizes")
+    before["worker_rss_mb"] = stack.worker_rss_mb()
     say(
         f"\nflood: {stack.name} [{stack.db}], {args.flood_minutes:g} min of failed logins on "
         f"POST /api/token/ over {len(usernames)} rotating usernames, "
@@ -355,6 +367,7 @@ def flood(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, A
         requests=scenario_requests("failed_token", stack.token, usernames),
     )  # fmt: skip
     after = stack.call("sizes")
+    after["worker_rss_mb"] = stack.worker_rss_mb()
     per_second = out["per_second"]
     buckets = [sum(per_second[i : i + bucket]) / bucket for i in range(0, len(per_second), bucket)]
     buckets = [b for b in buckets if b] or [0.0]
