@@ -124,9 +124,15 @@ def test_changelist_links_to_user_and_account(admin_client, user_factory):
     accounts.lock(bob, reason="Stolen laptop")
     event(username="bob", user=bob)
     event(username="carol", user=carol)  # no AccountStatus row: active
-    event(username="nobody")
+    fixed = AuthEvent.objects.create(
+        created_at=datetime(2026, 11, 25, 10, 11, 12, tzinfo=UTC), code="credentials_invalid"
+    )
     status = AccountStatus.objects.get(user=bob)
     html = admin_client.get(CHANGELIST).content.decode()
+    assert (
+        f'<th class="field-time"><a href="/admin/auth401/authevent/{fixed.pk}/change/">'
+        "2026-11-25 10:11:12</a></th>"
+    ) in html
     assert (
         f'<td class="field-user_link"><a href="/admin/auth/user/{bob.pk}/change/">bob</a>' in html
     )
