@@ -28,21 +28,22 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from . import responses
 from .accounts import failure_for
 from .backends import STATUS_RELATION, Auth401Backend, stashed_failure
+from .codes import PROBLEMS
 from .exceptions import Auth401Error
 from .signals import SESSION_LOGIN_AT
 from .upstream import classify_token_error, reason_for_upstream
 
 
-def _describe_malformed(header: bytes) -> str:
+def _describe_malformed(header: bytes) -> Any:
     """What is wrong with an Authorization header its scheme's class could not parse."""
     parts = header.split()
     if len(parts) == 1:
-        return "no credentials after the scheme"
+        return PROBLEMS["no_credentials"]
     if len(parts) > 2:
-        return "the credentials contain spaces"
+        return PROBLEMS["spaces"]
     if not parts[1].isascii():
-        return "the credentials are not ASCII"
-    return "the credentials are not valid base64 of 'username:password'"
+        return PROBLEMS["not_ascii"]
+    return PROBLEMS["not_base64"]
 
 
 class _Auth401Mixin:
@@ -72,7 +73,7 @@ class _Auth401Mixin:
                 raise Auth401Error(
                     "authorization_malformed",
                     scheme=self.auth401_scheme,
-                    problem="the header has characters outside ISO-8859-1",
+                    problem=PROBLEMS["not_latin1"],
                 ) from exc
             return b""
 
@@ -169,7 +170,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             ) from exc
         if raw is not None and not raw.isascii():
             raise Auth401Error(
-                "authorization_malformed", scheme="Bearer", problem="the token is not ASCII"
+                "authorization_malformed", scheme="Bearer", problem=PROBLEMS["token_not_ascii"]
             )
         return raw
 
@@ -190,9 +191,15 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             return super().get_user(validated_token)
         except Auth401Error:
             raise
+        except (ValueError, TypeError) as exc:
+            # A signed token whose user id does not fit the primary key (another issuer
+            # sharing the key): not a 500.
+            raise Auth401Error(
+                "token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"]
+            ) from exc
         except drf_exceptions.AuthenticationFailed as exc:
             code = reason_for_upstream(exc)
-            raise Auth401Error(code, scheme="Bearer", problem="it names no user") from exc
+            raise Auth401Error(code, scheme="Bearer", problem=PROBLEMS["no_user"]) from exc
 
 
 class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
@@ -239,7 +246,7 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
                 raise Auth401Error(
                     "authorization_malformed",
                     scheme="Basic",
-                    problem="the credentials are not UTF-8",
+                    problem=PROBLEMS["not_utf8"],
                 ) from exc
             except (binascii.Error, ValueError):
                 pass  # DRF's own parsing reports it

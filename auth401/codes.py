@@ -213,6 +213,30 @@ REASONS: tuple[Reason, ...] = (
 
 CATALOGUE: dict[str, Reason] = {reason.code: reason for reason in REASONS}
 
+#: What exactly was wrong, for the ``{problem}`` of ``authorization_malformed`` and
+#: ``token_invalid`` (translated like the templates they fill).
+PROBLEMS: dict[str, Promise] = {
+    "no_credentials": _("no credentials after the scheme"),
+    "spaces": _("the credentials contain spaces"),
+    "not_ascii": _("the credentials are not ASCII"),
+    "not_base64": _("the credentials are not valid base64 of 'username:password'"),
+    "not_utf8": _("the credentials are not UTF-8"),
+    "not_latin1": _("the header has characters outside ISO-8859-1"),
+    "token_not_ascii": _("the token is not ASCII"),
+    "no_user": _("it names no user"),
+    "claim_missing": _("a required claim is missing"),
+    "algorithm": _("its algorithm is not allowed"),
+    "signature": _("its signature does not verify"),
+    "audience": _("it is for another audience"),
+    "issuer": _("it is from another issuer"),
+    "not_jwt": _("it is not a well-formed JWT"),
+    "unverifiable": _("it could not be verified"),
+}
+
+#: How hints name the accepted schemes that are not sent in the Authorization header.
+COOKIE_SCHEMES: dict[str, Promise] = {"Session": _("a session cookie from logging in")}
+SCHEMES_OR = _("{schemes}, or {cookie}")
+
 
 def markdown_table() -> str:
     """The README's code table, rendered from the catalogue (a test keeps them equal)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core import exceptions as django_exceptions
 from django.http import HttpResponse
+from django.utils.text import format_lazy
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
@@ -21,7 +22,7 @@ from rest_framework_simplejwt.tokens import UntypedToken
 from . import audit, responses
 from .authentication import session_failure
 from .backends import stashed_failure
-from .codes import HEADER_NOTE
+from .codes import COOKIE_SCHEMES, HEADER_NOTE, SCHEMES_OR
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .upstream import causes, classify_token_error, reason_for_upstream
@@ -38,8 +39,6 @@ HANDLED = (
 #: its failure counts and audit rows must survive ATOMIC_REQUESTS (django-axes #611).
 ROLLBACK_CODES = frozenset({"permission_denied"})
 
-#: schemes that are not sent in the Authorization header, and how the hints name them
-COOKIE_SCHEMES = {"Session": "a session cookie from logging in"}
 
 #: body keys simplejwt's token views read a token from, in order
 TOKEN_FIELDS = ("refresh", "token", "access")
@@ -69,9 +68,12 @@ def unauthenticated(request: Any, authenticators: list[Any]) -> Auth401Error:
     """Why a request reached a protected view with no user: an unsupported scheme, a dead
     session, or no credentials at all."""
     schemes = accepted_schemes(authenticators, request)
-    listed = ", ".join(s for s in schemes if s not in COOKIE_SCHEMES)
-    if COOKIE_SCHEMES.keys() & set(schemes):
-        listed += (", or " if listed else "") + COOKIE_SCHEMES["Session"]
+    listed: Any = ", ".join(s for s in schemes if s not in COOKIE_SCHEMES)
+    cookies = [COOKIE_SCHEMES[s] for s in schemes if s in COOKIE_SCHEMES]
+    if cookies and listed:
+        listed = format_lazy(SCHEMES_OR, schemes=listed, cookie=cookies[0])
+    elif cookies:
+        listed = cookies[0]
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if header and header[0].lower() not in {s.lower() for s in schemes}:
         offered = responses.header_safe(header[0], limit=40)

@@ -17,6 +17,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .accounts import failure_for
 from .backends import STATUS_RELATION
+from .codes import PROBLEMS
 from .exceptions import Auth401Error
 
 
@@ -31,7 +32,7 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             )
         except (model.DoesNotExist, ValueError, TypeError):
             raise Auth401Error(
-                "token_invalid", scheme="Bearer", problem="it names no user"
+                "token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"]
             ) from None
         iat = refresh.payload.get("iat")
         issued = datetime_from_epoch(iat) if isinstance(iat, int | float) else None

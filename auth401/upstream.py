@@ -20,6 +20,7 @@ from rest_framework_simplejwt import exceptions as jwt_exceptions
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from .codes import PROBLEMS
 from .exceptions import Auth401Error
 from .responses import iso_utc
 
@@ -28,13 +29,13 @@ from .responses import iso_utc
 PYJWT_REASONS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.ExpiredSignatureError, "token_expired", ""),
     (jwt.ImmatureSignatureError, "token_not_yet_valid", ""),
-    (jwt.InvalidAlgorithmError, "token_invalid", "its algorithm is not allowed"),
-    (jwt.InvalidSignatureError, "token_invalid", "its signature does not verify"),
-    (jwt.InvalidAudienceError, "token_invalid", "it is for another audience"),
-    (jwt.InvalidIssuerError, "token_invalid", "it is from another issuer"),
-    (jwt.MissingRequiredClaimError, "token_invalid", "a required claim is missing"),
-    (jwt.DecodeError, "token_invalid", "it is not a well-formed JWT"),
-    (jwt.InvalidTokenError, "token_invalid", "it could not be verified"),
+    (jwt.InvalidAlgorithmError, "token_invalid", "algorithm"),
+    (jwt.InvalidSignatureError, "token_invalid", "signature"),
+    (jwt.InvalidAudienceError, "token_invalid", "audience"),
+    (jwt.InvalidIssuerError, "token_invalid", "issuer"),
+    (jwt.MissingRequiredClaimError, "token_invalid", "claim_missing"),
+    (jwt.DecodeError, "token_invalid", "not_jwt"),
+    (jwt.InvalidTokenError, "token_invalid", "unverifiable"),
 )
 
 # (exception type, untranslated upstream code or None for any) -> catalogue code.  Looked up
@@ -91,7 +92,7 @@ def unverified_claims(raw_token: Any) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def _claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
+def claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
     for name in names:
         value = claims.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -127,10 +128,10 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
                     code,
                     scheme="Bearer",
                     server_time=now,
-                    problem=problem,
+                    problem=PROBLEMS.get(problem, ""),
                     token_type=token_type,
-                    expires_at=_iso(_claim_time(claims, "exp")),
-                    not_before=_iso(_claim_time(claims, "nbf", "iat")),
+                    expires_at=_iso(claim_time(claims, "exp")),
+                    not_before=_iso(claim_time(claims, "nbf", "iat")),
                 )
     # No PyJWT cause: decoding (signature, exp, nbf) succeeded and one of simplejwt's later
     # checks failed, so the claims read above are the verified ones.
@@ -141,7 +142,7 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
             "token_wrong_type", scheme="Bearer", got=str(got)[:20], expected=expected
         )
     for claim in ("exp", "refresh_exp"):
-        moment = _claim_time(claims, claim)
+        moment = claim_time(claims, claim)
         if moment is not None and moment <= now:
             return Auth401Error(
                 "token_expired",
@@ -152,4 +153,4 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
             )
     if _is_blacklisted(claims):
         return Auth401Error("token_revoked", scheme="Bearer")
-    return Auth401Error("token_invalid", scheme="Bearer", problem="a required claim is missing")
+    return Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["claim_missing"])

@@ -30,19 +30,19 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings as drf_settings
 from rest_framework_simplejwt import authentication as jwt_authentication
+from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from auth401 import lockout, responses
 from auth401.accounts import cached_status, failure_for
 from auth401.audit import clean, fingerprint
 from auth401.authentication import _describe_malformed
 from auth401.backends import STATUS_RELATION
+from auth401.codes import PROBLEMS
 from auth401.conf import app_settings
 from auth401.exceptions import Auth401Error
 from auth401.handlers import failure_for_exception, unauthenticated
-from auth401.upstream import PYJWT_REASONS, classify_token_error, unverified_claims
+from auth401.upstream import PYJWT_REASONS, claim_time, classify_token_error, unverified_claims
 
 PATH = "/api/"  # the request the explanation imagines: a protected API view
 
@@ -70,18 +70,8 @@ def relative(moment: datetime, now: datetime) -> str:
     return f"in {seconds} s" if seconds > 0 else f"{-seconds} s ago"
 
 
-def claim_time(claims: dict[str, Any], name: str) -> datetime | None:
-    value = claims.get(name)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime_from_epoch(value)
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
-
-
 def leeway() -> timedelta:
-    value = jwt_settings.LEEWAY
+    value = simplejwt.api_settings.LEEWAY
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -109,7 +99,7 @@ def header_schemes(authenticator: Any) -> tuple[str, ...]:
     if isinstance(authenticator, drf_authentication.SessionAuthentication):
         return ()
     if isinstance(authenticator, jwt_authentication.JWTAuthentication):
-        types = jwt_settings.AUTH_HEADER_TYPES
+        types = simplejwt.api_settings.AUTH_HEADER_TYPES
         return tuple(types) if isinstance(types, list | tuple) else (types,)
     if isinstance(authenticator, drf_authentication.TokenAuthentication):
         return (authenticator.keyword,)
@@ -216,7 +206,7 @@ def explain_signature(ex: Explanation, raw: bytes) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - any failure is "does not verify"
         why = next(
-            (problem for cls, _, problem in PYJWT_REASONS if isinstance(exc, cls) and problem),
+            (PROBLEMS[key] for cls, _, key in PYJWT_REASONS if isinstance(exc, cls) and key),
             "it could not be verified",
         )
         ex.say(
@@ -281,19 +271,22 @@ def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header
         if isinstance(alg, str) and alg.lower() == "none":
             ex.say("Token header: alg 'none' means unsigned: never accepted.")
     claims = unverified_claims(raw)
-    type_claim, id_claim = jwt_settings.TOKEN_TYPE_CLAIM, jwt_settings.USER_ID_CLAIM
+    type_claim, id_claim = (
+        simplejwt.api_settings.TOKEN_TYPE_CLAIM,
+        simplejwt.api_settings.USER_ID_CLAIM,
+    )
     parts = [
         f"{name} {shown(claims[name]) if name in claims else 'missing'}"
         for name in (type_claim, id_claim)
         if name
     ]
-    jti = jwt_settings.JTI_CLAIM
+    jti = simplejwt.api_settings.JTI_CLAIM
     if jti:
         parts.append(f"{jti} {'present' if jti in claims else 'missing'}")
     ex.say(f"Claims (as sent, before any check): {', '.join(parts)}.")
     explain_times(ex, claims)
     explain_signature(ex, raw)
-    token_classes = jwt_settings.AUTH_TOKEN_CLASSES
+    token_classes = simplejwt.api_settings.AUTH_TOKEN_CLASSES
     names = ", ".join(cls.__name__ for cls in token_classes)
     validated = None
     first_error: TokenError | None = None
@@ -315,7 +308,7 @@ def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header
     except drf_exceptions.APIException as exc:
         failure = as_failure(exc, request)
     except (ValueError, TypeError):  # a signed token whose user id does not fit the model
-        failure = Auth401Error("token_invalid", scheme="Bearer", problem="it names no user")
+        failure = Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"])
     else:
         failure = None
     if failure is not None:
