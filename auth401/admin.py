@@ -701,39 +701,43 @@ def dashboard_data(now: datetime, *, changelist: str = "") -> dict[str, Any]:
     }
 
 
-TOP_FIELDS = ("code", "ip", "username")
-
-
 def failure_counts(since: datetime) -> tuple[dict[datetime, int], dict[str, list]]:
     """Failures (rows with a failure's HTTP status) since ``since``: a count per UTC hour,
     and the ``DASHBOARD_TOP`` most frequent codes, client IPs and usernames with their counts
     (most frequent first, ties by value).
 
-    Four aggregate queries over the window, each an index range scan on ``created_at``
-    (one GROUPING SETS query measured slower on PostgreSQL: it sorts the window)."""
+    Three aggregate queries over the window: one per (hour, code), whose few hundred rows
+    give both the hours and the codes, then one per client IP and one per username.  (One
+    GROUPING SETS query measured slower on PostgreSQL: it sorts the window.)"""
     using = router.db_for_read(AuthEvent)
     failures = AuthEvent.objects.using(using).filter(
         created_at__gte=since, status_code__in=FAILURE_STATUSES
     )
-    per_hour = {
-        hour.astimezone(UTC): n
-        for hour, n in failures.annotate(hour=Trunc("created_at", "hour", tzinfo=UTC))
+    per_hour: dict[datetime, int] = {}
+    per_code: dict[str, int] = {}
+    for hour, code, n in (
+        failures.annotate(hour=Trunc("created_at", "hour", tzinfo=UTC))
         .order_by()
-        .values_list("hour")
+        .values_list("hour", "code")
         .annotate(n=Count("pk"))
-        .values_list("hour", "n")
+        .values_list("hour", "code", "n")
+    ):
+        hour = hour.astimezone(UTC)
+        per_hour[hour] = per_hour.get(hour, 0) + n
+        if code:
+            per_code[code] = per_code.get(code, 0) + n
+    tops: dict[str, list] = {
+        "code": sorted(per_code.items(), key=lambda item: (-item[1], item[0]))[:DASHBOARD_TOP]
     }
-    skip = {"code": Q(code=""), "ip": Q(ip__isnull=True), "username": Q(username="")}
-    tops = {
-        field: list(
-            failures.exclude(skip[field])
+    skip = {"ip": Q(ip__isnull=True), "username": Q(username="")}
+    for field, empty in skip.items():
+        tops[field] = list(
+            failures.exclude(empty)
             .order_by()
             .values_list(field)
             .annotate(n=Count("pk"))
             .order_by("-n", field)[:DASHBOARD_TOP]
         )
-        for field in TOP_FIELDS
-    }
     return per_hour, tops
 
 
