@@ -364,8 +364,12 @@ class AccountStatusAdmin(admin.ModelAdmin):
         "tokens_valid_after",
         "recent_events",
     )
+    # Nothing is edited in the form: changes go through the actions, that is through
+    # auth401.accounts, which records who did what and revokes what it must.
     readonly_fields = (
+        "user",
         "state",
+        "reason",
         "locked_until",
         "automatic",
         "changed_by",

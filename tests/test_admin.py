@@ -125,3 +125,13 @@ def test_user_admin_keeps_its_class():
     assert isinstance(model_admin, UserAdmin)
     names = [a.__name__ if callable(a) else a for a in model_admin.actions]
     assert names[-4:] == ["auth401_lock", "auth401_unlock", "auth401_suspend", "auth401_reinstate"]
+
+
+def test_status_form_edits_nothing_behind_accounts_back(staff_client, user_factory):
+    bob, eve = user_factory("bob"), user_factory("eve")
+    accounts.lock(bob, reason="Shared password")
+    row = AccountStatus.objects.get(user=bob)
+    url = reverse("admin:auth401_accountstatus_change", args=[row.pk])
+    staff_client.post(url, {"user": eve.pk, "reason": "edited", "state": "active"})
+    row.refresh_from_db()
+    assert (row.user, row.reason, row.state) == (bob, "Shared password", "locked")
