@@ -192,7 +192,7 @@ class RedisCounters:
 
     def __init__(self, cache: Any) -> None:
         self.cache = cache
-        self._scripts: dict[int, dict[str, Any]] = {}
+        self._scripts: dict[str, Any] = {}
 
     def _names(self, key: str) -> tuple[str, str, str]:
         base = self.cache.make_and_validate_key(f"auth401:{key}")
@@ -201,30 +201,30 @@ class RedisCounters:
     def _client(self) -> Any:
         return self.cache._cache.get_client(write=True)
 
-    def _script(self, name: str, source: str) -> Any:
+    def _run(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA the script (EVAL once if Redis does not know it yet).  Scripts are made
+        once per store; Django hands out a new client per call, so it is passed each time."""
         client = self._client()
-        scripts = self._scripts.setdefault(id(client), {})
-        if name not in scripts:
-            scripts[name] = client.register_script(source)
-        return scripts[name]
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(source)
+        return script(keys=keys, args=args, client=client)
 
     def hit(self, keys: list[str], window_ms: int) -> list[Hit]:
         names: list[str] = []
         for key in keys:
             count, lock, _level = self._names(key)
             names += [count, lock]
-        out = self._script("hit", _HIT)(keys=names, args=[window_ms])
+        out = self._run("hit", _HIT, names, [window_ms])
         return [Hit(int(out[i]), max(0, int(out[i + 1]))) for i in range(0, len(out), 2)]
 
     def lock(self, key: str, base_ms: int, ceiling_ms: int, memory_ms: int) -> int:
         return int(
-            self._script("lock", _LOCK)(
-                keys=list(self._names(key)), args=[base_ms, ceiling_ms, memory_ms]
-            )
+            self._run("lock", _LOCK, list(self._names(key)), [base_ms, ceiling_ms, memory_ms])
         )
 
     def give_back(self, keys: list[str]) -> None:
-        self._script("give_back", _GIVE_BACK)(keys=[self._names(k)[0] for k in keys])
+        self._run("give_back", _GIVE_BACK, [self._names(k)[0] for k in keys], [])
 
     def clear(self, key: str) -> None:
         self._client().delete(*self._names(key))

@@ -128,7 +128,11 @@ def _log(event: AuthEvent, level: int) -> None:
 
 def _write(events: list[AuthEvent]) -> None:
     try:
-        AuthEvent.objects.bulk_create(events)
+        if len(events) == 1:
+            # One INSERT in autocommit: one round trip (bulk_create adds BEGIN and COMMIT).
+            events[0].save(force_insert=True)
+        else:
+            AuthEvent.objects.bulk_create(events)
     except DatabaseError:
         logger.exception(
             "auth401: %d audit event(s) could not be written; their log records stand",

@@ -168,6 +168,7 @@ def test_broken_audit_write_still_answers(user, api_client, monkeypatch, caplog)
         raise DatabaseError("the audit database is down")
 
     monkeypatch.setattr(AuthEvent.objects, "bulk_create", broken)
+    monkeypatch.setattr(AuthEvent, "save", broken)
     response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", SECRET))
     assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
     messages = [r.getMessage() for r in caplog.records if r.name == "auth401"]
