@@ -27,7 +27,7 @@ from .client_ip import client_ip
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AuthEvent
-from .request_id import get_request_id, http_request
+from .request_id import get_request_id, http_request, posted_token
 
 logger = logging.getLogger("auth401")
 
@@ -35,7 +35,6 @@ _PENDING = "_auth401_pending_events"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: schemes whose credentials are tokens (fingerprinted); Basic carries a password (never kept)
 TOKEN_SCHEMES = ("bearer", "token")
-TOKEN_FIELDS = ("refresh", "token", "access")
 
 
 def clean(value: Any, limit: int) -> str:
@@ -53,13 +52,7 @@ def _token_of(request: Any) -> str:
     parts = header.split()
     if len(parts) == 2 and parts[0].lower() in TOKEN_SCHEMES:
         return parts[1]
-    data = getattr(request, "data", None)  # simplejwt's token views take it in the body
-    if isinstance(data, dict):
-        for name in TOKEN_FIELDS:
-            value = data.get(name)
-            if isinstance(value, str) and value:
-                return value
-    return ""
+    return posted_token(request)  # simplejwt's token views take it in the body
 
 
 def _field(name: str) -> int:

@@ -219,6 +219,8 @@ class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         model = self.get_model()
         try:
+            if "\x00" in key:
+                raise model.DoesNotExist  # PostgreSQL refuses NUL in text: not a 500
             token = model.objects.select_related("user", f"user__{STATUS_RELATION}").get(key=key)
         except (model.DoesNotExist, ValueError):
             raise Auth401Error("credentials_invalid", scheme=self.keyword) from None

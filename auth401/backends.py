@@ -72,6 +72,8 @@ class Auth401Backend(ModelBackend):
         if isinstance(attempt, Auth401Error):
             self._fail(request, attempt, username)
         try:
+            if "\x00" in str(username):
+                raise model.DoesNotExist  # no stored username has one; PostgreSQL would refuse it
             user = self._lookup(username)
         except (model.DoesNotExist, ValueError, TypeError):
             user = None

@@ -25,6 +25,7 @@ from .backends import stashed_failure
 from .codes import COOKIE_SCHEMES, HEADER_NOTE, SCHEMES_OR
 from .conf import app_settings
 from .exceptions import Auth401Error
+from .request_id import posted_token
 from .upstream import causes, classify_token_error, reason_for_upstream
 
 HANDLED = (
@@ -40,8 +41,6 @@ HANDLED = (
 ROLLBACK_CODES = frozenset({"permission_denied"})
 
 
-#: body keys simplejwt's token views read a token from, in order
-TOKEN_FIELDS = ("refresh", "token", "access")
 
 
 def view_authenticators(request: Any) -> list[Any]:
@@ -93,11 +92,7 @@ def _token_failure(exc: Exception, context: dict[str, Any]) -> Auth401Error | No
     if error is None:
         return None
     request, view = context.get("request"), context.get("view")
-    data = getattr(request, "data", None)
-    raw = next(
-        (data[f] for f in TOKEN_FIELDS if isinstance(data, dict) and isinstance(data.get(f), str)),
-        "",
-    )
+    raw = posted_token(request)
     serializer = getattr(view, "get_serializer_class", lambda: None)()
     token_class = getattr(serializer, "token_class", None) or UntypedToken
     return classify_token_error(error, raw, token_class)

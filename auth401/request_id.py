@@ -1,4 +1,5 @@
-"""Request ids: the caller's own ``X-Request-ID`` when it is sane, else a new one."""
+"""Request ids (the caller's own `X-Request-ID` when it is sane, else a new one), and the
+small readers of the request that the response and audit layers share."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ _SANE = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
 def http_request(request: object) -> HttpRequest:
     """The Django ``HttpRequest`` behind a DRF ``Request`` (or the request itself)."""
     return getattr(request, "_request", request)  # type: ignore[return-value]
+
+
+#: body fields simplejwt's token views read a token from, in order
+TOKEN_FIELDS = ("refresh", "token", "access")
+
+
+def posted_token(request: object) -> str:
+    """A token from a body the view has *already* parsed (simplejwt's token views), else "".
+    Never parses a body itself: a failure path must not read uploads or raise ParseError."""
+    data = getattr(request, "_full_data", None)  # DRF Request; its Empty marker when unparsed
+    if not isinstance(data, dict):
+        return ""
+    return next((data[f] for f in TOKEN_FIELDS if isinstance(data.get(f), str) and data[f]), "")
 
 
 def get_request_id(request: object) -> str:

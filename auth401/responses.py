@@ -86,7 +86,7 @@ def _members(request: HttpRequest, failure: Auth401Error, status: int) -> dict[s
 
 def _docs_url(code: str) -> str | None:
     template = app_settings.DOCS_URL
-    return template.format(code=code) if template else None
+    return template.replace("{code}", code) if template else None  # no other braces read
 
 
 def _auth401_body(request: HttpRequest, failure: Auth401Error, status: int) -> dict[str, Any]:
