@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -632,6 +633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # A TERM (a CI timeout, kill PID) unwinds like Ctrl-C: the gunicorns are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     DATA.mkdir(parents=True, exist_ok=True)
     say(
         f"auth401 benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
