@@ -17,14 +17,17 @@ does not answer, and stops trying Redis for a few seconds after an error.
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.core.signals import request_finished
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from .conf import app_settings
 from .models import FailureCounter
@@ -52,37 +55,68 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _in_savepoint(method: Any) -> Any:
-    """Inside an open transaction (ATOMIC_REQUESTS, a test), run in a savepoint: a failing
-    counter statement must not break the request's transaction.  Outside: no extra trips."""
+_side = threading.local()
 
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not connection.in_atomic_block:
-            return method(*args, **kwargs)
-        with transaction.atomic():
-            return method(*args, **kwargs)
 
-    return wrapper
+def _side_connection() -> Any:
+    """This thread's own autocommit connection to the default database (not SQLite)."""
+    conn = getattr(_side, "connection", None)
+    if conn is None:
+        conn = _side.connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    conn.close_if_unusable_or_obsolete()
+    return conn
+
+
+def close_side_connections(**kwargs: Any) -> None:
+    """Close this thread's counter connection when Django closes its own (request end), as
+    ``CONN_MAX_AGE`` says; ``force`` closes it whatever (test teardown)."""
+    conn = getattr(_side, "connection", None)
+    if conn is None:
+        return
+    if kwargs.get("force"):
+        conn.close()
+        _side.connection = None
+    else:
+        conn.close_if_unusable_or_obsolete()
+
+
+request_finished.connect(close_side_connections, dispatch_uid="auth401_counter_connection")
+
+
+@contextmanager
+def _cursor(*, isolated: bool = True) -> Iterator[Any]:
+    """Where counter statements run.  Outside a transaction: the default connection, in
+    autocommit (one round trip each).  Inside one (ATOMIC_REQUESTS, a view that calls
+    ``authenticate()``): on PostgreSQL and other servers, a separate autocommit connection,
+    so a rollback of the request cannot undo a count and no row lock is held for the rest of
+    the request; on SQLite (one writer at a time) a savepoint of the request's transaction.
+    Reads and maintenance (``isolated=False``) use the default connection."""
+    if not connection.in_atomic_block or not isolated:
+        with connection.cursor() as cursor:
+            yield cursor
+    elif connection.vendor == "sqlite":
+        with transaction.atomic(), connection.cursor() as cursor:
+            yield cursor
+    else:
+        with _side_connection().cursor() as cursor:
+            yield cursor
 
 
 class DatabaseCounters:
-    """Counters in the ``FailureCounter`` table: one upsert statement per attempt."""
+    """Counters in the ``FailureCounter`` table, in portable SQL: one statement per step."""
 
-    def _table(self) -> tuple[str, Any]:
+    def _names(self) -> tuple[str, Any]:
         quote = connection.ops.quote_name
         return quote(FailureCounter._meta.db_table), quote
 
-    @_in_savepoint
     def hit(self, keys: list[str], window_ms: int) -> list[Hit]:
-        table, q = self._table()
+        t, q = self._names()
         now = now_ms()
         ordered = sorted(set(keys))  # one global lock order: concurrent upserts cannot deadlock
         values = ", ".join(["(%s, 1, %s, 0, 0)"] * len(ordered))
         params: list[Any] = []
         for key in ordered:
             params += [key, now + window_ms]
-        t = table
         sql = (
             f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
             f"{q('locked_until')}, {q('lock_level')}) VALUES {values} "
@@ -95,58 +129,77 @@ class DatabaseCounters:
             f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}"
         )
         params += [now, now, now, now]
-        with connection.cursor() as cursor:
+        with _cursor() as cursor:
             cursor.execute(sql, params)
             rows = {key: (failures, until) for key, failures, until in cursor.fetchall()}
         return [Hit(rows[k][0], max(0, rows[k][1] - now)) for k in keys]
 
-    @_in_savepoint
     def lock(self, key: str, base_ms: int, ceiling_ms: int, memory_ms: int) -> int:
-        rows = FailureCounter.objects.filter(counter_key=key)
-        for _attempt in range(5):
-            now = now_ms()
-            current = rows.values_list("locked_until", "lock_level").first()
-            previous_until, level = current if current else (0, 0)
-            if previous_until > now:
-                return previous_until - now
-            level = level + 1 if previous_until and now - previous_until < memory_ms else 1
-            duration = min(base_ms * 2 ** (level - 1), ceiling_ms)
-            # Compare-and-set on the old lock end: of two racing lockers, one wins.
-            changed = rows.filter(locked_until=previous_until).update(
-                locked_until=now + duration, lock_level=level, failures=0
-            )
-            if changed:
-                return duration
+        t, q = self._names()
+        select = (
+            f"SELECT {q('locked_until')}, {q('lock_level')} FROM {t} WHERE {q('counter_key')} = %s"
+        )
+        update = (
+            f"UPDATE {t} SET {q('locked_until')} = %s, {q('lock_level')} = %s, "
+            f"{q('failures')} = 0 WHERE {q('counter_key')} = %s AND {q('locked_until')} = %s"
+        )
+        with _cursor() as cursor:
+            for _attempt in range(5):
+                now = now_ms()
+                cursor.execute(select, [key])
+                row = cursor.fetchone()
+                previous_until, level = row if row else (0, 0)
+                if previous_until > now:
+                    return previous_until - now
+                level = level + 1 if previous_until and now - previous_until < memory_ms else 1
+                duration = min(base_ms * 2 ** (level - 1), ceiling_ms)
+                # Compare-and-set on the old lock end: of two racing lockers, one wins.
+                cursor.execute(update, [now + duration, level, key, previous_until])
+                if cursor.rowcount:
+                    return duration
         return base_ms
 
-    @_in_savepoint
     def give_back(self, keys: list[str]) -> None:
-        from django.db.models import F
+        t, q = self._names()
+        marks = ", ".join(["%s"] * len(keys))
+        with _cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {t} SET {q('failures')} = {q('failures')} - 1 "
+                f"WHERE {q('counter_key')} IN ({marks}) AND {q('failures')} > 0",
+                keys,
+            )
 
-        FailureCounter.objects.filter(counter_key__in=keys, failures__gt=0).update(
-            failures=F("failures") - 1
-        )
-
-    @_in_savepoint
     def clear(self, key: str) -> None:
-        FailureCounter.objects.filter(counter_key=key).delete()
+        t, q = self._names()
+        with _cursor() as cursor:
+            cursor.execute(f"DELETE FROM {t} WHERE {q('counter_key')} = %s", [key])
 
     def peek(self, key: str) -> Peek:
+        t, q = self._names()
         now = now_ms()
-        row = FailureCounter.objects.filter(counter_key=key).first()
+        with _cursor(isolated=False) as cursor:
+            cursor.execute(
+                f"SELECT {q('failures')}, {q('window_ends')}, {q('locked_until')}, "
+                f"{q('lock_level')} FROM {t} WHERE {q('counter_key')} = %s",
+                [key],
+            )
+            row = cursor.fetchone()
         if row is None:
             return Peek(0, 0, 0)
-        failures = row.failures if row.window_ends > now else 0
-        return Peek(failures, max(0, row.locked_until - now), row.lock_level)
+        failures, window_ends, locked_until, level = row
+        return Peek(failures if window_ends > now else 0, max(0, locked_until - now), level)
 
     def prune(self) -> int:
         """Delete rows whose window and lock are over and whose level is forgotten."""
-        horizon = now_ms() - int(app_settings.LOCKOUT_MAX_DURATION.total_seconds() * 1000)
-        with transaction.atomic():
-            deleted, _ = FailureCounter.objects.filter(
-                window_ends__lt=now_ms(), locked_until__lt=horizon
-            ).delete()
-        return deleted
+        t, q = self._names()
+        now = now_ms()
+        horizon = now - int(app_settings.LOCKOUT_MAX_DURATION.total_seconds() * 1000)
+        with _cursor(isolated=False) as cursor:
+            cursor.execute(
+                f"DELETE FROM {t} WHERE {q('window_ends')} < %s AND {q('locked_until')} < %s",
+                [now, horizon],
+            )
+            return cursor.rowcount
 
 
 _HIT = """

@@ -120,6 +120,8 @@ def _log(event: AuthEvent, level: int) -> None:
 
 
 def _write(events: list[AuthEvent]) -> None:
+    if not events:
+        return
     try:
         if len(events) == 1:
             # One INSERT in autocommit: one round trip (bulk_create adds BEGIN and COMMIT).
@@ -148,12 +150,28 @@ def start_request(request: Any) -> None:
 
 
 def flush(request: Any) -> None:
-    """Called by the middleware once the view (and its transaction) is done."""
+    """Called by the middleware once the view (and its transaction) is done: the rows first,
+    then the deferred work (``after_view``), each failure of which is logged."""
     req = http_request(request)
     pending = getattr(req, _PENDING, None)
     if pending:
         setattr(req, _PENDING, [])
-        _write(pending)
+        _write([item for item in pending if isinstance(item, AuthEvent)])
+        for work in (item for item in pending if not isinstance(item, AuthEvent)):
+            try:
+                work()
+            except DatabaseError:
+                logger.exception("auth401: deferred work %r failed", work)
+
+
+def after_view(request: Any, work: Any) -> None:
+    """Run ``work()`` once the view and its transaction are done (at once without the
+    middleware): what a request's rollback must not undo, e.g. the automatic lock's row."""
+    pending = getattr(http_request(request), _PENDING, None) if request is not None else None
+    if pending is None:
+        work()
+    else:
+        pending.append(work)
 
 
 def record_failure(

@@ -65,7 +65,7 @@ def _ms(delta: Any) -> int:
 class Attempt:
     """The slots one login attempt holds: (key, limit, count after taking the slot)."""
 
-    username: str
+    request: Any
     slots: list[tuple[str, int, int]] = field(default_factory=list)
 
 
@@ -86,7 +86,7 @@ def begin(request: Any, username: str, scheme: str | None = None) -> Attempt | A
     if ip is not None:
         wanted.append((ip_key(ip), app_settings.IP_FAILURE_LIMIT))
     hits = _store("hit", [key for key, _ in wanted], _ms(app_settings.FAILURE_WINDOW), default=[])
-    attempt = Attempt(username)
+    attempt = Attempt(request)
     if not hits:
         return attempt  # the counters are down: logged by _store; the check goes on uncounted
     refusal_ms = 0
@@ -114,19 +114,23 @@ def failed(attempt: Attempt, user: Any, scheme: str | None = None) -> Auth401Err
             ms = _lock(key)
             lock_ms = max(lock_ms, ms)
             if user is not None and key.startswith("u:"):
-                _mirror(user, ms, count)
+                _mirror(attempt.request, user, ms, count)
     return _locked(lock_ms, scheme) if lock_ms else None
 
 
-def _mirror(user: Any, ms: int, failures: int) -> None:
-    """Show the lock on the user's AccountStatus.  The counter's lock is what refuses logins,
-    so a failed write here is logged and the answer stays ``account_locked``."""
-    from . import accounts
+def _mirror(request: Any, user: Any, ms: int, failures: int) -> None:
+    """Show the lock on the user's AccountStatus, after the view: a rollback of the request
+    cannot undo it, and the answer does not wait for it.  The counter's lock is what refuses
+    logins, so a failed write here is logged and the answer stays ``account_locked``."""
+    from . import accounts, audit
 
-    try:
-        accounts.auto_lock(user, seconds=ms / 1000, failures=failures)
-    except DatabaseError:
-        logger.exception("auth401: the automatic lock of user %s could not be recorded", user.pk)
+    def write() -> None:
+        try:
+            accounts.auto_lock(user, seconds=ms / 1000, failures=failures)
+        except DatabaseError:
+            logger.exception("auth401: the automatic lock of user %s was not recorded", user.pk)
+
+    audit.after_view(request, write)
 
 
 def succeeded(attempt: Attempt) -> None:

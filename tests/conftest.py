@@ -35,6 +35,27 @@ def _fresh_cache():
     _clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_counter_connection(django_db_blocker):
+    """Inside a test's transaction, database counters on PostgreSQL go through their own
+    autocommit connection (as under ATOMIC_REQUESTS): what they commit is removed after the
+    test, and the connection closed so that the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    from auth401 import _counters
+    from auth401.models import FailureCounter
+
+    side = getattr(_counters._side, "connection", None)
+    if side is None:
+        return
+    with django_db_blocker.unblock():
+        if connection.vendor != "sqlite":
+            with side.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {FailureCounter._meta.db_table}")
+        _counters.close_side_connections(force=True)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient(raise_request_exception=False)

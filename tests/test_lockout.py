@@ -340,3 +340,29 @@ def test_demo_bob_and_a_brute_forced_user_in_status_and_admin(client, api_client
     assert "Locked by an admin for the demo" in page
     assert "Locked automatically after 5 failed logins" in page
     assert "Suspended for the demo" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_survive_a_views_own_rollback(user, settings, auth401_settings):
+    """A view that calls authenticate() and fails with a 400 (DRF's obtain_auth_token) is
+    rolled back by DRF's handler under ATOMIC_REQUESTS: the counts must survive it. On
+    PostgreSQL the counters use their own connection; SQLite has one writer, so there they
+    follow the request's transaction (use PostgreSQL or Redis in production)."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and "redis" not in settings.CACHES["default"]["BACKEND"]:
+        pytest.skip("SQLite database counters follow the request's transaction")
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    auth401_settings(FAILURE_LIMIT=3)
+    client = APIClient()
+    try:
+        for i in range(3):
+            wrong = client.post("/api/authtoken/", {"username": "alice", "password": f"g{i}"})
+            assert wrong.status_code == 400
+        right = client.post("/api/authtoken/", {"username": "alice", "password": PASSWORD})
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert right.status_code == 400  # refused: the lock held although every request rolled back
+    assert lockout.peek("alice").locked_ms > 0
+    row = AccountStatus.objects.get(user=user)
+    assert (row.state, row.automatic) == ("locked", True)

@@ -48,3 +48,9 @@ urlpatterns = [
         ordered(authentication.TokenAuthentication, authentication.JWTAuthentication),
     ),
 ]
+
+from rest_framework.authtoken.views import obtain_auth_token  # noqa: E402
+
+# DRF's own login view: it calls authenticate() and answers a ValidationError (400) that DRF's
+# handler rolls back under ATOMIC_REQUESTS.
+urlpatterns.append(path("api/authtoken/", obtain_auth_token))

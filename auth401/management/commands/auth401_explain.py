@@ -339,21 +339,23 @@ def explain_token(ex: Explanation, authenticator: Any, request: Request, header:
     key = parsed[0]
     ex.say(f"Key: fingerprint {fingerprint(key)} (the key itself is never shown).")
     try:
-        model = authenticator.get_model()
+        authenticator.get_model()
     except (ImportError, RuntimeError, LookupError):
         ex.say("Key: rest_framework.authtoken is not installed, so no key can match.")
         ex.fail(Auth401Error("credentials_invalid", scheme=authenticator.keyword))
         return
+    # The class's own lookup and account check: the command cannot drift from the API.
     try:
-        token = model.objects.select_related("user", f"user__{STATUS_RELATION}").get(key=key)
-    except (model.DoesNotExist, ValueError, TypeError):
+        user, _token = authenticator.authenticate_credentials(key)
+        failure = None
+    except Auth401Error as exc:
+        user, failure = getattr(exc, "user", None), exc
+    if user is None:
         ex.say("Key: no such key.")
-        ex.fail(Auth401Error("credentials_invalid", scheme=authenticator.keyword))
+        ex.fail(failure or Auth401Error("credentials_invalid", scheme=authenticator.keyword))
         return
-    user = token.user
     ex.say(f"Key: known; it belongs to user id {user.pk}.")
-    created = getattr(token, "created", None)
-    explain_account(ex, user, failure_for(user, scheme=authenticator.keyword, issued_at=created))
+    explain_account(ex, user, failure)
 
 
 # --- shared ----------------------------------------------------------------------------------
