@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,15 +22,14 @@ from rest_framework_simplejwt import authentication as jwt_authentication
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from . import responses
 from .accounts import failure_for
 from .backends import STATUS_RELATION, Auth401Backend, stashed_failure
 from .codes import PROBLEMS
 from .exceptions import Auth401Error
-from .signals import SESSION_LOGIN_AT
-from .upstream import classify_token_error, reason_for_upstream
+from .signals import session_issued_at
+from .upstream import claim_time, classify_token_error, reason_for_upstream
 
 
 def _describe_malformed(header: bytes) -> Any:
@@ -130,9 +128,13 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         return self.auth401_challenge(request, None)
 
     def auth401_challenge(self, request: Request, failure: Auth401Error | None) -> str:
-        return responses.bearer_challenge(
-            self.auth401_schemes()[0], self.www_authenticate_realm, failure
-        )
+        """One challenge per accepted header type (``AUTH_HEADER_TYPES``); the RFC 6750 error
+        parameters go on the first, the Bearer one."""
+        first, *others = self.auth401_schemes()
+        realm = self.www_authenticate_realm
+        challenges = [responses.bearer_challenge(first, realm, failure)]
+        challenges += [f'{scheme} realm="{realm}"' for scheme in others]
+        return ", ".join(challenges)
 
     def authenticate(self, request: Request) -> tuple[Any, Token] | None:
         header = self.get_header(request)
@@ -143,11 +145,8 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             return None
         validated_token = self.get_validated_token(raw_token)
         user = self.get_user(validated_token)
-        iat = validated_token.get("iat")
-        numeric = isinstance(iat, int | float) and not isinstance(iat, bool)
-        self._check_account(
-            user, issued_at=datetime_from_epoch(iat) if numeric else None, password_bound=True
-        )
+        issued = claim_time(validated_token.payload, "iat")
+        self._check_account(user, issued_at=issued, password_bound=True)
         return user, validated_token
 
     def get_header(self, request: Request) -> bytes | None:
@@ -156,23 +155,22 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         return self._header(request) or None
 
     def get_raw_token(self, header: bytes) -> bytes | None:
-        # Schemes are case-insensitive (RFC 9110 §11.1); simplejwt compares bytes exactly.
-        parts = header.split(None, 1)
-        for accepted in self.auth401_schemes():
-            if parts and parts[0].lower() == accepted.lower().encode():
-                header = accepted.encode() + header[len(parts[0]) :]
-                break
-        try:
-            raw = super().get_raw_token(header)
-        except drf_exceptions.AuthenticationFailed as exc:
+        # Not super(): simplejwt matches against AUTH_HEADER_TYPES as frozen at its import
+        # (a module constant), and compares bytes exactly where schemes are case-insensitive
+        # (RFC 9110 §11.1).  The same three rules, read at call time.
+        parts = header.split()
+        accepted = {scheme.lower().encode() for scheme in self.auth401_schemes()}
+        if not parts or parts[0].lower() not in accepted:
+            return None  # not this class's scheme
+        if len(parts) != 2:
             raise Auth401Error(
                 "authorization_malformed", scheme="Bearer", problem=_describe_malformed(header)
-            ) from exc
-        if raw is not None and not raw.isascii():
+            )
+        if not parts[1].isascii():
             raise Auth401Error(
                 "authorization_malformed", scheme="Bearer", problem=PROBLEMS["token_not_ascii"]
             )
-        return raw
+        return parts[1]
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         token_classes = simplejwt.api_settings.AUTH_TOKEN_CLASSES
@@ -290,8 +288,7 @@ class SessionAuthentication(_Auth401Mixin, authentication.SessionAuthentication)
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         result = super().authenticate(request)
         if result is not None:
-            login_at = request._request.session.get(SESSION_LOGIN_AT)
-            issued = datetime.fromtimestamp(login_at, UTC) if login_at else None
+            issued = session_issued_at(request._request.session)
             self._check_account(result[0], issued_at=issued, revoked_code="session_expired")
         return result
 

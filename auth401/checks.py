@@ -117,6 +117,14 @@ JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
 
 # id -> (level, message, hint).  ``{found}`` in a W007 message names the proxy settings seen.
 DEPLOYMENT: dict[str, tuple[type[CheckMessage], str, str]] = {
+    "auth401.E002": (
+        Error,
+        "The lockout's failure counters are in the database, and {vendor} has no "
+        "INSERT ... ON CONFLICT ... RETURNING: every count would fail (logged), and logins "
+        "would go uncounted.",
+        "Use PostgreSQL or SQLite, or keep the counters in Redis: a RedisCache in CACHES and "
+        f"{SETTING_NAME}['COUNTER_STORE'] = 'auto' (or 'cache').",
+    ),
     "auth401.W007": (
         Warning,
         "Django seems to run behind a proxy ({found} set), but "
@@ -188,4 +196,17 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W008"))
     if settings.DEBUG and merged["DISCLOSE_ACCOUNT_STATE"]:
         found.append(_message("auth401.I001"))
+    vendor = _counter_database_vendor()
+    if vendor not in (None, "postgresql", "sqlite"):
+        found.append(_message("auth401.E002", vendor=vendor))
     return found
+
+
+def _counter_database_vendor() -> str | None:
+    """The database vendor when the counters live in the database, else None."""
+    from django.db import connection
+
+    from ._counters import DatabaseCounters
+    from .conf import app_settings
+
+    return connection.vendor if isinstance(app_settings.counter_store, DatabaseCounters) else None

@@ -16,6 +16,7 @@ body, headers) are the same.  For real users the automatic lock is also written 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -40,7 +41,12 @@ def username_key(username: str) -> str:
 
 
 def ip_key(ip: str) -> str:
-    return "ip:" + ip
+    """IPv4: the address.  IPv6: its /64, since one client usually holds a whole /64 and
+    could otherwise rotate through it past ``IP_FAILURE_LIMIT``."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 6:
+        return "ip:" + str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return "ip:" + str(address)
 
 
 logger = logging.getLogger("auth401")

@@ -17,7 +17,6 @@ Place it after ``AuthenticationMiddleware``.  It
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +34,7 @@ from .accounts import failure_for
 from .conf import SETTING_NAME, app_settings, validate
 from .exceptions import Auth401Error
 from .request_id import HEADER, get_request_id
-from .signals import SESSION_LOGIN_AT
+from .signals import session_issued_at
 
 
 def is_api_path(request: HttpRequest) -> bool:
@@ -48,9 +47,9 @@ def session_user(request: HttpRequest) -> Any:
     user = get_user(request)
     if not user.is_authenticated:
         return user
-    login_at = request.session.get(SESSION_LOGIN_AT) or 0
-    issued = datetime.fromtimestamp(login_at, UTC) if isinstance(login_at, int) else None
-    failure = failure_for(user, issued_at=issued, revoked_code="session_expired")
+    failure = failure_for(
+        user, issued_at=session_issued_at(request.session), revoked_code="session_expired"
+    )
     if failure is None:
         return user
     if failure.code == "session_expired":

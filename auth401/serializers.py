@@ -13,12 +13,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt import serializers
 from rest_framework_simplejwt import settings as simplejwt  # rebound on setting changes
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .accounts import failure_for
 from .backends import STATUS_RELATION
 from .codes import PROBLEMS
 from .exceptions import Auth401Error
+from .upstream import claim_time
 
 
 class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
@@ -34,8 +34,7 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             raise Auth401Error(
                 "token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"]
             ) from None
-        iat = refresh.payload.get("iat")
-        issued = datetime_from_epoch(iat) if isinstance(iat, int | float) else None
+        issued = claim_time(refresh.payload, "iat")
         failure = failure_for(user, scheme="Bearer", issued_at=issued, password_bound=True)
         if failure is not None:
             raise failure

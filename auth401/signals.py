@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +40,15 @@ def _record_password_change(sender: Any, instance: Any, created: bool, **kwargs:
     # JWTs issued before this are revoked (failure_for's password_bound); sessions are
     # Django's own business (the session auth hash), and API tokens are not password-bound.
     AccountStatus.objects.update_or_create(user=instance, defaults={"password_changed_at": now})
+
+
+def session_issued_at(session: Any) -> datetime:
+    """When the session's user logged in.  A session from before auth401 recorded it counts
+    as issued at the epoch: older than any lock, so a lock or suspension ends it too."""
+    login_at = session.get(SESSION_LOGIN_AT)
+    if not isinstance(login_at, int) or isinstance(login_at, bool):
+        login_at = 0
+    return datetime.fromtimestamp(login_at, UTC)
 
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"

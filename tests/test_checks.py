@@ -112,8 +112,8 @@ def _deployment(check_id, **params):
 
 
 def test_every_deployment_message_has_a_level_and_a_hint():
-    for level, message, hint in DEPLOYMENT.values():
-        assert level in (Warning, Info)
+    for check_id, (level, message, hint) in DEPLOYMENT.items():
+        assert level is {"E": Error, "W": Warning, "I": Info}[check_id.split(".")[1][0]]
         assert message
         assert hint
 
@@ -229,3 +229,18 @@ def test_every_check_id_is_in_the_readme():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"^  \| `(auth401\.[EWI]\d{3})` \|", readme, flags=re.M))
     assert listed == {"auth401.E001", *WIRING, *DEPLOYMENT}
+
+
+def test_counters_on_a_database_without_upsert_returning(monkeypatch, settings):
+    from django.db import connections
+
+    from auth401.checks import check_deployment
+
+    connection = connections["default"]
+    settings.AUTH401 = {"COUNTER_STORE": "database"}
+    monkeypatch.setattr(connection, "vendor", "mysql")
+    assert [m.id for m in check_deployment() if m.id == "auth401.E002"] == ["auth401.E002"]
+    message = next(m for m in check_deployment() if m.id == "auth401.E002")
+    assert "mysql has no INSERT ... ON CONFLICT ... RETURNING" in message.msg
+    monkeypatch.setattr(connection, "vendor", "postgresql")
+    assert "auth401.E002" not in [m.id for m in check_deployment()]

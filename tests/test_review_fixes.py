@@ -57,3 +57,23 @@ def test_docs_url_with_other_braces(api_client, auth401_settings, docs_url):
     auth401_settings(DOCS_URL=docs_url)
     body = api_client.get("/api/me/").json()
     assert body["docs"] == docs_url.replace("{code}", "credentials_missing")
+
+
+def test_ipv6_clients_share_their_64(api_client, auth401_settings):
+    from auth401 import lockout
+
+    auth401_settings(IP_FAILURE_LIMIT=2)
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9"):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(f"u{host}", "x"), REMOTE_ADDR=host)
+    assert lockout.peek("2001:db8:1:2::77", ip=True).locked_ms > 0
+    assert lockout.peek("2001:db8:1:3::1", ip=True).locked_ms == 0
+
+
+def test_one_challenge_per_jwt_header_type(api_client, settings):
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "AUTH_HEADER_TYPES": ("Bearer", "JWT")}
+    response = api_client.get("/api/order/jwt-only/", HTTP_AUTHORIZATION="JWT abc")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="api", error="invalid_token", error_description="The token is not valid: '
+        'it is not a well-formed JWT.", JWT realm="api"'
+    )
