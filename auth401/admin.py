@@ -366,18 +366,7 @@ class AccountStatusAdmin(admin.ModelAdmin):
     )
     # Nothing is edited in the form: changes go through the actions, that is through
     # auth401.accounts, which records who did what and revokes what it must.
-    readonly_fields = (
-        "user",
-        "state",
-        "reason",
-        "locked_until",
-        "automatic",
-        "changed_by",
-        "changed_at",
-        "password_changed_at",
-        "tokens_valid_after",
-        "recent_events",
-    )
+    readonly_fields = fields
     actions = STATUS_ACTIONS
 
     def has_add_permission(self, request: HttpRequest) -> bool:

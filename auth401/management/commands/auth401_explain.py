@@ -129,17 +129,28 @@ def unreadable(ex: Explanation, what: str, exc: Exception, request: Any, header:
 # --- Basic -----------------------------------------------------------------------------------
 
 
-def explain_basic(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
+def parse_only(
+    ex: Explanation, authenticator: Any, request: Request, header: bytes, capture: Any, what: str
+) -> Any:
+    """Upstream's header parsing, with the credential check replaced by ``capture``; None
+    (and the verdict given) when the header cannot be read."""
     parser = type(authenticator)()
-    # Parse only: upstream's header parsing, with the credential check replaced by a capture.
-    parser.authenticate_credentials = lambda userid, password, request=None: (userid, password)
+    parser.authenticate_credentials = capture
     try:
         parsed = parser.authenticate(request)
     except (drf_exceptions.AuthenticationFailed, UnicodeError) as exc:
-        unreadable(ex, "Credentials", exc, request, header)
-        return
+        unreadable(ex, what, exc, request, header)
+        return None
     if parsed is None:  # pragma: no cover - the scheme matched, so the class reads it
         ex.fail(unauthenticated(request, []))
+    return parsed
+
+
+def explain_basic(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
+    parsed = parse_only(
+        ex, authenticator, request, header, lambda u, p, request=None: (u, p), "Credentials"
+    )
+    if parsed is None:
         return
     username, password = parsed
     ex.say("Credentials: valid base64 of 'username:password' in UTF-8.")
@@ -326,15 +337,8 @@ def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header
 
 
 def explain_token(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
-    parser = type(authenticator)()
-    parser.authenticate_credentials = lambda key: (key, None)
-    try:
-        parsed = parser.authenticate(request)
-    except (drf_exceptions.AuthenticationFailed, UnicodeError) as exc:
-        unreadable(ex, "Key", exc, request, header)
-        return
-    if parsed is None:  # pragma: no cover - the scheme matched, so the class reads it
-        ex.fail(unauthenticated(request, []))
+    parsed = parse_only(ex, authenticator, request, header, lambda key: (key, None), "Key")
+    if parsed is None:
         return
     key = parsed[0]
     ex.say(f"Key: fingerprint {fingerprint(key)} (the key itself is never shown).")
