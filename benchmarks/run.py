@@ -587,7 +587,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60,
         help="legitimate-user scenario: idle + attacked seconds per stack",
     )
-    parser.add_argument("--attack-stacks", nargs="*", default=["bare", "auth401", "axes"])
+    parser.add_argument(
+        "--attack-stacks", nargs="*", default=["bare", "auth401", "axes", "proposed"]
+    )
     parser.add_argument("--attack-connections", type=int, default=1)
     parser.add_argument(
         "--attack-workers",

@@ -39,7 +39,7 @@ from tests.conftest import PASSWORD, basic
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
