@@ -245,6 +245,7 @@ class RedisCounters:
 
     def __init__(self, cache: Any) -> None:
         self.cache = cache
+        self._redis: Any = None
         self._scripts: dict[str, Any] = {}
 
     def _names(self, key: str) -> tuple[str, str, str]:
@@ -252,11 +253,14 @@ class RedisCounters:
         return f"{base}:n", f"{base}:lock", f"{base}:level"
 
     def _client(self) -> Any:
-        return self.cache._cache.get_client(write=True)
+        # Django builds a new redis.Redis per get_client() call (about 0.2 ms); one kept per
+        # store shares the same thread-safe, fork-aware connection pool.
+        if self._redis is None:
+            self._redis = self.cache._cache.get_client(write=True)
+        return self._redis
 
     def _run(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA the script (EVAL once if Redis does not know it yet).  Scripts are made
-        once per store; Django hands out a new client per call, so it is passed each time."""
+        """EVALSHA the script (EVAL once if Redis does not know it yet); made once per store."""
         client = self._client()
         script = self._scripts.get(name)
         if script is None:
