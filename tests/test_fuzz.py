@@ -47,6 +47,7 @@ FUZZ = settings(
 
 ME = "/api/me/"
 TOKEN = "/api/token/"
+REFRESH = "/api/token/refresh/"
 MEMBERS = frozenset({"status", "error", "code", "detail", "hint", "request_id"})
 OPTIONAL = frozenset({"retry_after", "server_time", "docs"})
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,128}")
@@ -198,12 +199,13 @@ def test_real_credentials_with_any_spacing_succeed(real, client, which, spacing)
 
 
 @FUZZ
-@given(body=json_body)
-def test_token_endpoint_json_body(real, client, body):
+@given(body=json_body, path=st.sampled_from([TOKEN, REFRESH]))
+def test_token_endpoint_json_body(real, client, body, path):
     before = AuthEvent.objects.count()
-    response = client.post(TOKEN, data=json.dumps(body), content_type="application/json")
+    response = client.post(path, data=json.dumps(body), content_type="application/json")
     answer = check_answer(response, *[v for v in body.values() if isinstance(v, str)])
     if 200 <= response.status_code < 300:
+        assert path == TOKEN
         assert (body.get("username"), body.get("password")) == ("alice", PASSWORD)
     if answer is not None:
         assert AuthEvent.objects.count() == before + 1  # one row per failure
@@ -223,6 +225,34 @@ def test_token_endpoint_form_body(real, client, body):
 def test_token_endpoint_raw_json_bytes(real, client, raw):
     response = client.post(TOKEN, data=raw, content_type="application/json")
     check_answer(response)
+
+
+@FUZZ
+@given(
+    header=st.one_of(st.none(), authorization),
+    content_type=st.one_of(
+        st.sampled_from(
+            [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=xyz",
+                "multipart/form-data",
+                "text/plain",
+                "application/json; charset=latin-1",
+            ]
+        ),
+        latin1,
+    ),
+    raw=st.one_of(st.binary(max_size=512), _long(latin1).map(lambda s: s.encode("latin-1"))),
+)
+def test_failure_with_any_request_body(real, client, header, content_type, raw):
+    """A failed authentication on a view that takes a body: whatever the body and its
+    content type, the answer is about the credentials (the body is never parsed for it)."""
+    extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
+    response = client.post(ME, data=raw, content_type=content_type, **extra)
+    check_answer(response, *([header] if header else []))
+    if 200 <= response.status_code < 300:
+        assert _normalised(header or "") in real["normalised"], header
 
 
 @FUZZ
