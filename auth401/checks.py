@@ -1,21 +1,25 @@
-"""System checks (``manage.py check``).
+"""System checks (``manage.py check``), one id per rule.
 
-``auth401.E001``: a bad ``AUTH401`` value (one error per key, naming it).
+``auth401.E001``: an ``AUTH401`` key that is not a setting.  ``auth401.E010``: ``AUTH401`` is
+not a dict.  ``auth401.E011``-``E034``: a wrong value, one id per setting (``VALUE_IDS``), and
+``auth401.E012`` for a ``LOCKOUT_MAX_DURATION`` shorter than ``LOCKOUT_DURATION``.
 ``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
-``auth401.W007``, ``W008``, ``I001``: settings around auth401 that turn into surprises in
-production (``DEPLOYMENT``).  Messages, hints, levels and ids are data; one function per concern.
+``auth401.E002``, ``W007``, ``W008``: settings around auth401 that turn into surprises in
+production (``DEPLOYMENT``).  ``auth401.I001`` is a reminder for ``check --deploy`` only.
+Messages, hints, levels and ids are data; one function per concern.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Warning
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, SETTING_NAME, validate
+from .conf import DEFAULTS, RULES, SETTING_NAME, Problem, validate
 
 HANDLER = "auth401.handlers.exception_handler"
 MIDDLEWARE = "auth401.middleware.Auth401Middleware"
@@ -66,9 +70,59 @@ WIRING: dict[str, tuple[str, str]] = {
 }
 
 
+#: an ``AUTH401`` key that is not a setting
+UNKNOWN_KEY = "auth401.E001"
+#: ``AUTH401`` is not a dict
+NOT_A_DICT = "auth401.E010"
+#: ``LOCKOUT_MAX_DURATION`` is shorter than ``LOCKOUT_DURATION`` (both valid on their own)
+MAX_BELOW_DURATION = "auth401.E012"
+#: setting key -> the id of "this key has a wrong value".  Keys that ``conf.RULES`` does not
+#: know yet are harmless here; ``test_checks`` asserts that every rule has an id.
+VALUE_IDS: dict[str, str] = {
+    "FAILURE_LIMIT": "auth401.E011",
+    "FAILURE_WINDOW": "auth401.E013",
+    "IP_FAILURE_LIMIT": "auth401.E014",
+    "LOCKOUT_DURATION": "auth401.E015",
+    "LOCKOUT_MAX_DURATION": "auth401.E016",
+    "LOCKOUT_STATUS_CODE": "auth401.E017",
+    "TRUSTED_PROXIES": "auth401.E018",
+    "DISCLOSE_ACCOUNT_STATE": "auth401.E019",
+    "RESPONSE_FORMAT": "auth401.E020",
+    "API_PATH_PREFIXES": "auth401.E021",
+    "PASSWORD_MAX_AGE": "auth401.E022",
+    "AUDIT_SUCCESS": "auth401.E023",
+    "AUDIT_RETENTION": "auth401.E024",
+    "AUDIT_BATCH_DELAY": "auth401.E025",
+    "DOCS_URL": "auth401.E026",
+    "FALLBACK_EXCEPTION_HANDLER": "auth401.E027",
+    "COUNTER_STORE": "auth401.E028",
+    "COUNTER_CACHE": "auth401.E029",
+    "LOCKOUT_ENABLED": "auth401.E030",
+    "LOCKOUT_KEYS": "auth401.E031",
+    "NEVER_LOCK_NETWORKS": "auth401.E032",
+    "ALWAYS_LOCK_NETWORKS": "auth401.E033",
+    "COUNTER_TIMEOUT": "auth401.E034",
+}
+#: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
+OTHER_VALUE = "auth401.E009"
+
+
+def problem_id(problem: Problem, raw: Any) -> str:
+    """The check id of one problem ``conf.validate(raw)`` found."""
+    if problem.key == SETTING_NAME and not isinstance(raw, Mapping):
+        return NOT_A_DICT
+    if problem.key not in RULES:
+        return UNKNOWN_KEY
+    test = RULES[problem.key][0]
+    if problem.key in raw and test(raw[problem.key]) or problem.key not in raw:
+        # The value passes its own rule: the problem is between two settings.
+        return MAX_BELOW_DURATION if problem.key == "LOCKOUT_MAX_DURATION" else OTHER_VALUE
+    return VALUE_IDS.get(problem.key, OTHER_VALUE)
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
-    return [Error(p.message, hint=p.hint or None, id="auth401.E001") for p in validate(raw)]
+    return [Error(p.message, hint=p.hint or None, id=problem_id(p, raw)) for p in validate(raw)]
 
 
 def _wiring_problems() -> list[str]:
@@ -101,7 +155,7 @@ def _counters_in_a_local_cache() -> bool:
     from .conf import app_settings
 
     if validate(getattr(settings, SETTING_NAME, None)):
-        return False  # reported as auth401.E001
+        return False  # reported by check_settings
     return app_settings.COUNTER_STORE == "cache" and not is_redis(
         caches[app_settings.COUNTER_CACHE]
     )
@@ -186,7 +240,7 @@ def _leeway_is_zero() -> bool:
 def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
     if validate(raw):
-        return []  # reported as auth401.E001; the values below cannot be trusted
+        return []  # reported by check_settings; the values below cannot be trusted
     merged = {**DEFAULTS, **(raw or {})}
     found: list[CheckMessage] = []
     proxy = [name for name in PROXY_SETTINGS if getattr(settings, name, None)]
@@ -194,12 +248,21 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W007", found=" and ".join(proxy)))
     if _uses_simplejwt() and _leeway_is_zero():
         found.append(_message("auth401.W008"))
-    if settings.DEBUG and merged["DISCLOSE_ACCOUNT_STATE"]:
-        found.append(_message("auth401.I001"))
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))
     return found
+
+
+@register(Tags.security, deploy=True)
+def check_disclosure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``auth401.I001``, under ``manage.py check --deploy`` only."""
+    raw = getattr(settings, SETTING_NAME, None)
+    if validate(raw):
+        return []
+    if settings.DEBUG and {**DEFAULTS, **(raw or {})}["DISCLOSE_ACCOUNT_STATE"]:
+        return [_message("auth401.I001")]
+    return []
 
 
 def _counter_database_vendor() -> str | None:

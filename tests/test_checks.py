@@ -7,11 +7,20 @@ from django.core.checks import Error, Info, Warning
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from auth401.checks import DEPLOYMENT, WIRING, check_deployment, check_settings, check_wiring
-
-
-def ids(messages):
-    return [m.id for m in messages]
+from auth401.checks import (
+    DEPLOYMENT,
+    MAX_BELOW_DURATION,
+    NOT_A_DICT,
+    OTHER_VALUE,
+    UNKNOWN_KEY,
+    VALUE_IDS,
+    WIRING,
+    check_deployment,
+    check_disclosure,
+    check_settings,
+    check_wiring,
+)
+from auth401.conf import RULES
 
 
 @pytest.fixture
@@ -27,16 +36,102 @@ def test_clean_settings_have_no_messages(leeway):
     assert check_deployment() == []
 
 
+def assert_ids(messages, *expected):
+    """Exactly these check ids, in this order (django-cors-headers' style)."""
+    assert [m.id for m in messages] == list(expected), messages
+
+
 def test_bad_value_is_an_error_naming_the_key(settings):
     settings.AUTH401 = {"FAILURE_LIMIT": 0}
     assert check_settings() == [
-        Error("AUTH401['FAILURE_LIMIT'] must be a positive int, got 0.", id="auth401.E001")
+        Error("AUTH401['FAILURE_LIMIT'] must be a positive int, got 0.", id="auth401.E011")
     ]
+
+
+# key -> a wrong value; one row per rule, each with its own id (checks.VALUE_IDS)
+WRONG_VALUES = {
+    "FAILURE_LIMIT": 0,
+    "FAILURE_WINDOW": 5,
+    "IP_FAILURE_LIMIT": -1,
+    "LOCKOUT_DURATION": timedelta(0),
+    "LOCKOUT_MAX_DURATION": "1h",
+    "LOCKOUT_STATUS_CODE": 500,
+    "TRUSTED_PROXIES": "10.0.0.0/8",
+    "DISCLOSE_ACCOUNT_STATE": "yes",
+    "RESPONSE_FORMAT": "xml",
+    "API_PATH_PREFIXES": ["api/"],
+    "PASSWORD_MAX_AGE": 90,
+    "AUDIT_SUCCESS": 1,
+    "AUDIT_RETENTION": None,
+    "AUDIT_BATCH_DELAY": timedelta(minutes=5),
+    "DOCS_URL": "https://example.com/errors/",
+    "FALLBACK_EXCEPTION_HANDLER": "not.a.module.handler",
+    "COUNTER_STORE": "memcached",
+    "COUNTER_CACHE": "no-such-cache",
+    "LOCKOUT_ENABLED": "no",
+    "LOCKOUT_KEYS": ["email"],
+    "NEVER_LOCK_NETWORKS": ["not-a-network"],
+    "ALWAYS_LOCK_NETWORKS": ["not-a-network"],
+    "COUNTER_TIMEOUT": "fast",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), WRONG_VALUES.items(), ids=list(WRONG_VALUES))
+def test_each_wrong_value_has_its_own_id(settings, key, value):
+    if key not in RULES:
+        pytest.skip(f"{key} is not an AUTH401 setting in this version")
+    settings.AUTH401 = {key: value}
+    [error] = check_settings()
+    assert error.id == VALUE_IDS[key]
+    assert isinstance(error, Error)
+    assert error.msg.startswith(f"AUTH401[{key!r}] must be ")
+    assert error.msg.endswith(f", got {value!r}.")
+
+
+def test_every_setting_has_a_value_id_and_a_wrong_value():
+    assert set(RULES) <= set(VALUE_IDS)
+    assert set(RULES) <= set(WRONG_VALUES)
+    every_id = [*VALUE_IDS.values(), UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE]
+    assert len(every_id) == len(set(every_id))
+
+
+def test_unknown_key_is_e001_with_a_suggestion(settings):
+    settings.AUTH401 = {"FAILURE_LIMT": 3}
+    assert check_settings() == [
+        Error(
+            "AUTH401['FAILURE_LIMT'] is not a setting.",
+            hint="Did you mean 'FAILURE_LIMIT'?",
+            id="auth401.E001",
+        )
+    ]
+
+
+def test_auth401_not_a_dict(settings):
+    settings.AUTH401 = ["FAILURE_LIMIT", 5]
+    assert check_settings() == [Error("AUTH401 must be a dict, got list", id="auth401.E010")]
+
+
+def test_max_duration_shorter_than_duration(settings):
+    settings.AUTH401 = {
+        "LOCKOUT_DURATION": timedelta(hours=2),
+        "LOCKOUT_MAX_DURATION": timedelta(hours=1),
+    }
+    assert_ids(check_settings(), "auth401.E012")
+
+
+def test_max_duration_below_the_default_duration(settings):
+    settings.AUTH401 = {"LOCKOUT_MAX_DURATION": timedelta(minutes=1)}
+    assert_ids(check_settings(), "auth401.E012")
+
+
+def test_several_problems_each_with_its_id(settings):
+    settings.AUTH401 = {"FAILURE_LIMIT": 0, "NOPE": 1, "RESPONSE_FORMAT": "xml"}
+    assert_ids(check_settings(), "auth401.E011", "auth401.E001", "auth401.E020")
 
 
 def test_checks_are_bound(settings):
     settings.AUTH401 = {"LOCKOUT_STATUS_CODE": 500}
-    with pytest.raises(SystemCheckError, match=r"auth401\.E001.*LOCKOUT_STATUS_CODE"):
+    with pytest.raises(SystemCheckError, match=r"auth401\.E017.*LOCKOUT_STATUS_CODE"):
         call_command("check")
 
 
@@ -70,7 +165,7 @@ def test_foreign_exception_handler(settings):
 )
 def test_middleware_missing_or_misplaced(settings, middleware):
     settings.MIDDLEWARE = middleware
-    assert ids(check_wiring()) == ["auth401.W002"]
+    assert_ids(check_wiring(), "auth401.W002")
 
 
 def test_backend_not_first(settings):
@@ -184,16 +279,22 @@ def test_jwt_leeway_with_simplejwts_own_class(settings):
     assert check_deployment() == [_deployment("auth401.W008")]
 
 
-def test_debug_with_disclosed_account_state_is_an_info(leeway):
+def test_debug_with_disclosed_account_state_is_an_info_under_deploy_only(leeway):
     leeway.DEBUG = True
-    assert check_deployment() == [_deployment("auth401.I001")]
-    assert isinstance(check_deployment()[0], Info)
+    assert check_deployment() == []
+    assert check_disclosure() == [_deployment("auth401.I001")]
+    assert isinstance(check_disclosure()[0], Info)
 
 
 def test_debug_without_disclosed_account_state_is_fine(leeway, auth401_settings):
     leeway.DEBUG = True
     auth401_settings(DISCLOSE_ACCOUNT_STATE=False)
-    assert check_deployment() == []
+    assert check_disclosure() == []
+
+
+def test_no_debug_no_disclosure_reminder(leeway):
+    leeway.DEBUG = False
+    assert check_disclosure() == []
 
 
 def test_deployment_checks_stay_quiet_on_a_bad_auth401_value(settings):
@@ -201,7 +302,8 @@ def test_deployment_checks_stay_quiet_on_a_bad_auth401_value(settings):
     settings.USE_X_FORWARDED_HOST = True
     settings.AUTH401 = {"TRUSTED_PROXIES": "10.0.0.0/8"}  # a string, not a list: E001
     assert check_deployment() == []
-    assert ids(check_settings()) == ["auth401.E001"]
+    assert check_disclosure() == []
+    assert_ids(check_settings(), "auth401.E018")
 
 
 def test_path_prefix_without_a_slash_is_an_error(settings):
@@ -210,25 +312,37 @@ def test_path_prefix_without_a_slash_is_an_error(settings):
         Error(
             "AUTH401['API_PATH_PREFIXES'] must be a list of path prefixes starting with '/', "
             "got ['api/'].",
-            id="auth401.E001",
+            id="auth401.E021",
         )
     ]
 
 
+def _check_output(*args):
+    out, err = StringIO(), StringIO()
+    call_command("check", *args, stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
 def test_deployment_checks_are_bound(settings):
     settings.DEBUG = True
-    out, err = StringIO(), StringIO()
-    call_command("check", stdout=out, stderr=err)
-    assert "auth401.I001" in out.getvalue() + err.getvalue()
-    assert "auth401.W008" in out.getvalue() + err.getvalue()
+    output = _check_output()
+    assert "auth401.W008" in output
+    assert "auth401.I001" not in output  # a plain `check` (and runserver, migrate) stays quiet
 
 
-def test_every_check_id_is_in_the_readme():
+def test_disclosure_reminder_under_check_deploy(settings):
+    settings.DEBUG = True
+    assert "auth401.I001" in _check_output("--deploy")
+
+
+def test_every_check_id_is_documented():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^  \| `(auth401\.[EWI]\d{3})` \|", readme, flags=re.M))
-    assert listed == {"auth401.E001", *WIRING, *DEPLOYMENT}
+    page = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
+    listed = set(re.findall(r"^\| `(auth401\.[EWI]\d{3})` \|", page.read_text("utf-8"), re.M))
+    documented = {*WIRING, *DEPLOYMENT, *VALUE_IDS.values()}
+    documented |= {UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE}
+    assert listed == documented
 
 
 def test_counters_on_a_database_without_upsert_returning(monkeypatch, settings):
