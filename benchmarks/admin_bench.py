@@ -6,7 +6,7 @@ Run it from the repository root with one command::
 
 It creates the database ``auth401_bench`` on 127.0.0.1 (role ``postgres``) if missing —
 or uses ``BENCH_DATABASE_URL`` — migrates it, seeds ``--rows`` events with
-``auth401_seed_events`` (again only when the table holds a different number of rows, or its
+``benchmarks.seed_events`` (again only when the table holds a different number of rows, or its
 newest row is over an hour old, or with ``--reseed``), locks a few users so the dashboard
 lists them, and then times each page with Django's test client, logged in as a superuser:
 ``--warmup`` untimed runs, then ``--runs`` timed ones.  It prints the median and p95 in ms
@@ -81,6 +81,7 @@ def prepare(rows: int, reseed: bool) -> Any:
 
     from auth401 import accounts
     from auth401.models import AccountStatus, AuthEvent
+    from benchmarks import seed_events
 
     call_command("migrate", verbosity=0)
     present = AuthEvent.objects.count()
@@ -90,7 +91,7 @@ def prepare(rows: int, reseed: bool) -> Any:
         print(f"Seeding {rows:,} events (the table held {present:,})...")
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {connection.ops.quote_name(AuthEvent._meta.db_table)}")
-        call_command("auth401_seed_events", rows, seed=1)
+        call_command(seed_events.Command(), rows, seed=1)
     else:
         print(f"Reusing the {present:,} events already seeded (--reseed to start again).")
     with connection.cursor() as cursor:
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.test import Client
 
-    from auth401.management.commands.auth401_seed_events import _ip
+    from benchmarks.seed_events import _ip
 
     if connection.vendor != "postgresql":
         raise SystemExit("The benchmark needs PostgreSQL (BENCH_DATABASE_URL).")

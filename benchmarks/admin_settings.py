@@ -4,7 +4,9 @@
 import os
 
 from example_project._env import parse_database_url
-from example_project.settings import *  # noqa: F403
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "auth401-admin-bench-signing-key-not-secret-long-enough")
+from example_project.settings import *  # noqa: E402, F403
 
 DEFAULT_BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/auth401_bench"
 

@@ -1,10 +1,8 @@
 """Settings helpers that read the environment, shared by example_project and tests/settings.py.
 
-No third-party dependency: URLs are parsed with :mod:`urllib.parse`.
-
-- ``DATABASE_URL``: unset or empty means SQLite; ``postgres://[user[:password]@]host[:port]/name``
-  (also ``postgresql://`` and ``pgsql://``) means PostgreSQL. Query parameters, such as
-  ``?sslmode=require``, become the connection's ``OPTIONS``.
+- ``DATABASE_URL``: unset or empty means SQLite in ``db.sqlite3``; otherwise any URL that
+  `dj-database-url <https://github.com/jazzband/dj-database-url>`_ reads, e.g.
+  ``postgres://user:password@host:5432/name?sslmode=require`` or ``sqlite:////tmp/demo.sqlite3``.
 - ``REDIS_URL``: unset or empty means a local-memory cache; ``redis://``, ``rediss://`` or
   ``unix://`` means Django's built-in Redis cache.
 """
@@ -15,15 +13,19 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+
+#: Take SQLite's write lock when a transaction begins, and wait for it: concurrent logins then
+#: queue instead of failing with "database is locked" on a lock upgrade.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 
 
 def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = None) -> bool:
@@ -42,30 +44,16 @@ def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = No
 
 
 def parse_database_url(url: str) -> dict[str, Any]:
-    """Turn a ``postgres://`` URL into a ``DATABASES`` entry."""
-    parts = urlsplit(url)
-    if parts.scheme not in POSTGRES_SCHEMES:
-        raise ImproperlyConfigured(
-            "DATABASE_URL must start with postgres:// or postgresql://; "
-            f"got scheme {parts.scheme!r}"
-        )
-    name = unquote(parts.path.lstrip("/"))
-    if not name:
-        raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgres://host/test")
+    """A ``DATABASES`` entry for ``url`` (any scheme dj-database-url knows)."""
     try:
-        port = parts.port
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL has an invalid port: {exc}") from exc
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        # unquote() lets a socket directory be given as postgres://%2Fvar%2Frun%2Fpostgresql/test
-        "HOST": unquote(parts.hostname or ""),
-        "PORT": str(port) if port else "",
-        "OPTIONS": dict(parse_qsl(parts.query)),
-    }
+        config: dict[str, Any] = dict(dj_database_url.parse(url))
+    except ValueError as exc:  # an unknown scheme, a bad port
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
+    if config.get("ENGINE") == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+    elif not config.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgres://host/test")
+    return config
 
 
 def database_from_env(
@@ -73,7 +61,7 @@ def database_from_env(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``DATABASES["default"]``: PostgreSQL from ``DATABASE_URL`` if set, else SQLite."""
+    """``DATABASES["default"]`` from ``DATABASE_URL``, else SQLite at ``default_sqlite_path``."""
     environ = os.environ if environ is None else environ
     url = environ.get("DATABASE_URL", "").strip()
     if url:
@@ -81,9 +69,7 @@ def database_from_env(
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": Path(default_sqlite_path),
-        # Take SQLite's write lock when a transaction begins, and wait for it: concurrent
-        # logins then queue instead of failing with "database is locked" on a lock upgrade.
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        "OPTIONS": dict(SQLITE_OPTIONS),
     }
 
 

@@ -1,11 +1,13 @@
-"""Settings for the auth401 example project (CONTRACT §7).
+"""Settings for the auth401 example project.
 
-Runs on SQLite and a local-memory cache by default. Set ``DATABASE_URL`` (e.g.
-``postgres://127.0.0.1/test``) and ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``) to run on
-PostgreSQL and Redis, so that several app servers share one lockout state.
+Runs on SQLite and a local-memory cache by default. Set ``DATABASE_URL`` (any URL that
+dj-database-url reads, e.g. ``postgres://127.0.0.1/test`` or ``sqlite:////tmp/demo.sqlite3``)
+and ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``) to run on PostgreSQL and Redis, so that
+several app servers share one lockout state.
 
-Not for production as it stands: set ``DJANGO_SECRET_KEY`` and ``DJANGO_DEBUG=0`` and run
-``manage.py check --deploy`` first.
+``DEBUG`` is off unless ``DJANGO_DEBUG=1`` (``manage.py auth401_demo`` turns it on for itself).
+With ``DEBUG`` off the project refuses to start on its development signing key: set
+``DJANGO_SECRET_KEY`` (simplejwt signs tokens with it; anyone who knows it can mint tokens).
 """
 
 import os
@@ -13,19 +15,28 @@ from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from example_project._env import cache_from_env, database_from_env, env_bool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+#: public, in this repository: for DEBUG only
+DEVELOPMENT_SECRET_KEY = (
+    "django-insecure-auth401-example-project-dev-only-key-do-not-use-in-production"
+)
 # At least 32 bytes: simplejwt signs HS256 tokens with SECRET_KEY, and PyJWT warns about
 # shorter HMAC keys.
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY",
-    "django-insecure-auth401-example-project-dev-only-key-do-not-use-in-production",
-)
-DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+DEBUG = env_bool("DJANGO_DEBUG", False)
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "The example project refuses to run with DEBUG off on its development signing key, "
+        "which is public: anyone could sign tokens for it. Set the environment variable "
+        "DJANGO_SECRET_KEY to a long random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'), or set DJANGO_DEBUG=1 for local development."
+    )
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
 INSTALLED_APPS = [
@@ -145,5 +156,6 @@ AUTH401 = {
 }
 
 # The example project discloses account states on purpose (that is what it demonstrates), so
-# the development reminder auth401.I001 is silenced. Decide this for your own production.
+# the development reminder auth401.I001 (`check --deploy` only) is silenced. Decide this for your
+# own production.
 SILENCED_SYSTEM_CHECKS = ["auth401.I001"]

@@ -1,5 +1,6 @@
-"""Settings for auth401's own test suite: SQLite + local memory by default; PostgreSQL and
-Redis when DATABASE_URL / REDIS_URL are set (as .ci/run does)."""
+"""Settings for auth401's own test suite: SQLite + local memory by default; the database of
+DATABASE_URL (read by dj-database-url: PostgreSQL, or SQLite URLs) and Redis when DATABASE_URL /
+REDIS_URL are set (as .ci/run does)."""
 
 import os
 from datetime import timedelta
@@ -11,6 +12,9 @@ from example_project._env import cache_from_env, database_from_env
 BASE_DIR = Path(__file__).resolve().parent
 
 SECRET_KEY = "auth401-tests-not-secret-but-long-enough-for-hs256"
+# Tests import example_project.settings (to run its wiring here); with DEBUG off it refuses its
+# public development key, so it gets this key too.
+os.environ.setdefault("DJANGO_SECRET_KEY", SECRET_KEY)
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 USE_TZ = True

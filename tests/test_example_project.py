@@ -1,4 +1,4 @@
-"""The example project end to end (CONTRACT §7): ``auth401_demo`` seeds the demo users, then
+"""The example project end to end: ``auth401_demo`` seeds the demo users, then
 each one is tried over the Django test client against the example project's own URLs, with
 the example project's AUTH401 and SIMPLE_JWT settings, and every answer is checked whole."""
 
@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import runpy
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from django.utils.html import escape
 from rest_framework.authtoken.models import Token
 
@@ -20,6 +27,7 @@ from auth401.codes import CATALOGUE
 from auth401.conf import validate
 from auth401.models import AccountStatus, AuthEvent
 from example_project import settings as example_settings
+from example_project._env import database_from_env
 from tests.conftest import basic
 from tests.test_catalogue import FORMATS, assert_answer
 
@@ -41,15 +49,17 @@ def as_user(username: str) -> str:
     return basic(username, password(username))
 
 
-def run_demo() -> str:
+def run_demo(*args: str) -> str:
     out = StringIO()
-    call_command("auth401_demo", stdout=out)
+    call_command("auth401_demo", *args, stdout=out)
     return out.getvalue()
 
 
 @pytest.fixture
 def example(settings):
-    """The example project's settings over tests.settings (same apps and middleware)."""
+    """The example project's settings over tests.settings (same apps and middleware), with
+    DEBUG on, as ``manage.py auth401_demo`` runs it."""
+    settings.DEBUG = True
     settings.AUTH401 = {**settings.AUTH401, **example_settings.AUTH401}
     settings.SIMPLE_JWT = dict(example_settings.SIMPLE_JWT)
     settings.REST_FRAMEWORK = dict(example_settings.REST_FRAMEWORK)
@@ -312,7 +322,145 @@ def test_demo_repairs_a_changed_demo(example, api_client):
     )
 
 
+def test_demo_refuses_to_run_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match=r"DEBUG is off.*DJANGO_DEBUG=1.*--yes"):
+        run_demo()
+    assert not get_user_model().objects.exists()
+
+
+def test_demo_runs_with_debug_off_when_told_to(example):
+    example.DEBUG = False
+    out = run_demo("--yes")
+    assert {u.username for u in get_user_model().objects.all()} == DEMO_USERNAMES
+    assert f"curl -i -u alice:alice-password-1 {BASE_URL}/api/me/" in out
+
+
+def test_demo_prints_the_blocked_address_case(demo, auth401_settings):
+    loop = (
+        "for i in $(seq 1 50); do curl -s -o /dev/null --interface 127.0.0.2 "
+        f'-u "nobody$i:wrong-password" {BASE_URL}/api/me/; done'
+    )
+    lines = demo.splitlines()
+    index = lines.index(loop)
+    assert lines[index - 1] == (
+        "# A blocked address: 50 wrong passwords from 127.0.0.2 (curl --interface picks the "
+        "client address, on Linux), then alice's right password: 403 address_locked. Unlock it "
+        "with: python manage.py auth401_unlock 127.0.0.2"
+    )
+    assert lines[index + 1] == (
+        f"curl -i --interface 127.0.0.2 -u alice:alice-password-1 {BASE_URL}/api/me/"
+    )
+    auth401_settings(IP_FAILURE_LIMIT=7, LOCKOUT_STATUS_CODE=429)
+    again = run_demo()
+    assert "# A blocked address: 7 wrong passwords from 127.0.0.2" in again
+    assert "then alice's right password: 429 address_locked." in again
+    assert "for i in $(seq 1 7); do curl" in again
+
+
 # -- settings ---------------------------------------------------------------------------------
+
+
+def _load_example_settings(**environ: str) -> dict[str, Any]:
+    """Run example_project/settings.py afresh with exactly these environment variables."""
+    path = Path(example_settings.__file__)
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    with mock.patch.dict(os.environ, {**keep, **environ}, clear=True):
+        return runpy.run_path(str(path))
+
+
+def test_example_project_refuses_debug_off_on_its_development_key():
+    with pytest.raises(ImproperlyConfigured) as caught:
+        _load_example_settings()
+    message = str(caught.value)
+    assert "refuses to run with DEBUG off on its development signing key" in message
+    assert "Set the environment variable DJANGO_SECRET_KEY" in message
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_SECRET_KEY"):
+        _load_example_settings(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="")
+
+
+def test_example_project_debug_is_off_by_default():
+    key = "a-production-key-that-is-long-and-random-enough-0123456789"
+    loaded = _load_example_settings(DJANGO_SECRET_KEY=key)
+    assert (loaded["DEBUG"], loaded["SECRET_KEY"]) == (False, key)
+    loaded = _load_example_settings(DJANGO_DEBUG="1")
+    assert loaded["DEBUG"] is True
+    assert loaded["SECRET_KEY"] == loaded["DEVELOPMENT_SECRET_KEY"]
+
+
+def test_manage_py_turns_debug_on_for_the_demo_only(tmp_path):
+    root = Path(example_settings.__file__).resolve().parent.parent
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_"))
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert "DJANGO_SECRET_KEY" in check.stderr
+    demo = subprocess.run(
+        [sys.executable, "manage.py", "auth401_demo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "curl -i -u alice:alice-password-1 http://127.0.0.1:8000/api/me/" in demo.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgres://app:s%40cret@db.example.com:6432/shop?sslmode=require",
+            {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "shop",
+                "USER": "app",
+                "PASSWORD": "s@cret",
+                "HOST": "db.example.com",
+                "PORT": 6432,
+                "OPTIONS": {"sslmode": "require"},
+            },
+        ),
+        (
+            "sqlite:////var/lib/demo/db.sqlite3",
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "/var/lib/demo/db.sqlite3",
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            },
+        ),
+        (
+            "sqlite://:memory:",
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": ":memory:",
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            },
+        ),
+    ],
+    ids=["postgres", "sqlite-file", "sqlite-memory"],
+)
+def test_database_url(url, expected):
+    config = database_from_env("/unused.sqlite3", environ={"DATABASE_URL": url})
+    assert {key: config[key] for key in expected} == expected
+
+
+def test_no_database_url_is_sqlite_next_to_the_project():
+    assert database_from_env("/srv/app/db.sqlite3", environ={}) == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": Path("/srv/app/db.sqlite3"),
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }
+
+
+@pytest.mark.parametrize("url", ["mysqlx://host/db", "postgres://host"])
+def test_bad_database_url_is_a_clear_error(url):
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        database_from_env("/unused.sqlite3", environ={"DATABASE_URL": url})
 
 
 def test_tests_settings_pass_the_checks():

@@ -15,8 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from example_project.settings import *  # noqa: F403
-from example_project.settings import INSTALLED_APPS, MIDDLEWARE, SIMPLE_JWT
+os.environ.setdefault("DJANGO_SECRET_KEY", "auth401-benchmarks-signing-key-not-secret-long-enough")
+from example_project.settings import *  # noqa: E402, F403
+from example_project.settings import INSTALLED_APPS, MIDDLEWARE, SIMPLE_JWT  # noqa: E402
 
 #: the stack this settings module serves: the last part of DJANGO_SETTINGS_MODULE
 STACK = os.environ.get("DJANGO_SETTINGS_MODULE", "benchmarks.settings.bare").rsplit(".", 1)[-1]

@@ -1,8 +1,9 @@
-"""``manage.py auth401_demo [--serve] [--addrport 127.0.0.1:8000]``.
+"""``manage.py auth401_demo [--serve] [--addrport 127.0.0.1:8000] [--yes]``.
 
-Seeds the example project's demo users (CONTRACT §7) and prints curl commands that show one
-auth401 answer each. Safe to run again: passwords, account states and alice's API token are
-brought back to the demo's values.
+Seeds the example project's demo users and prints curl commands that show one auth401 answer
+each. Safe to run again: passwords, account states and alice's API token are brought back to
+the demo's values.  It creates a superuser with a published password, so it refuses to run
+unless ``DEBUG`` is on or ``--yes`` is given.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 DEFAULT_ADDRPORT = "127.0.0.1:8000"
+#: the client address of the blocked-address example (any 127.x address reaches a local server)
+BLOCKED_ADDRESS = "127.0.0.2"
 EXPIRED_PASSWORD_AGE = timedelta(days=365)
 
 
@@ -92,6 +95,14 @@ class Command(BaseCommand):
             help="Run the development server (without the auto-reloader) after seeding.",
         )
         parser.add_argument(
+            "--yes",
+            action="store_true",
+            help=(
+                "Run even though DEBUG is off: create the demo users, including the superuser "
+                "admin / admin-password-1, in this database."
+            ),
+        )
+        parser.add_argument(
             "--addrport",
             default=DEFAULT_ADDRPORT,
             help=(
@@ -100,7 +111,17 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args: Any, serve: bool, addrport: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, serve: bool, addrport: str, yes: bool = False, **options: Any
+    ) -> None:
+        from django.conf import settings
+
+        if not settings.DEBUG and not yes:
+            raise CommandError(
+                "auth401_demo creates users with published passwords, including a superuser "
+                "(admin / admin-password-1), and DEBUG is off: is this a production database? "
+                "Run it with DEBUG on (DJANGO_DEBUG=1 for the example project), or pass --yes."
+            )
         base_url = _base_url(addrport)
         call_command("migrate", verbosity=0, interactive=False)
         with transaction.atomic():
@@ -250,6 +271,8 @@ class Command(BaseCommand):
             ),
         ]
 
+        examples.append(_blocked_address_example(me))
+
         self.stdout.write(self.style.MIGRATE_HEADING(f"Try these against {base_url}"))
         for title, commands in examples:
             self.stdout.write(f"# {title}")
@@ -291,6 +314,25 @@ def _ensure_user(demo: DemoUser) -> Any:
     if changed:
         user.save(update_fields=changed)
     return user
+
+
+def _blocked_address_example(me: str) -> tuple[str, list[str]]:
+    """Enough wrong passwords from one client address (each for another unknown name, so no
+    account is locked) block that address; then even alice's right password is refused."""
+    from auth401.conf import app_settings
+
+    limit = int(app_settings.IP_FAILURE_LIMIT)
+    return (
+        f"A blocked address: {limit} wrong passwords from {BLOCKED_ADDRESS} (curl --interface "
+        f"picks the client address, on Linux), then alice's right password: "
+        f"{_lockout_status()} address_locked. Unlock it with: "
+        f"python manage.py auth401_unlock {BLOCKED_ADDRESS}",
+        [
+            f"for i in $(seq 1 {limit}); do curl -s -o /dev/null --interface {BLOCKED_ADDRESS} "
+            f'-u "nobody$i:wrong-password" {me}; done',
+            f"curl -i --interface {BLOCKED_ADDRESS} -u alice:alice-password-1 {me}",
+        ],
+    )
 
 
 def _lockout_status() -> int:

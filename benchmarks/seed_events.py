@@ -1,5 +1,7 @@
-"""``manage.py auth401_seed_events N``: insert N realistic AuthEvent rows, for benchmarks and
-for trying the admin on a big table.  Not for production databases.
+"""``python -m benchmarks.seed_events N``: insert N realistic AuthEvent rows, for benchmarks and
+for trying the admin on a big table.  Not for production databases (it lives in benchmarks/, not
+in the auth401 package).  Uses ``DJANGO_SETTINGS_MODULE`` (default: the example project's);
+from Python, ``call_command(seed_events.Command(), N, seed=1)``.
 
 The rows spread over the last ``--days`` days, denser towards now; about 5,000 usernames and
 2,000 client IPs, both skewed so that a few are very frequent (as in an attack); a mix of
@@ -15,7 +17,9 @@ production (the planner's costs for recent-window queries depend on it).
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
+import sys
 import time
 from datetime import timedelta
 from itertools import accumulate
@@ -288,3 +292,15 @@ class Command(BaseCommand):
             with transaction.atomic(using=using):
                 AuthEvent.objects.using(using).bulk_create(rows)
             done += size
+
+
+def main(argv: list[str] | None = None) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+    django.setup()
+    Command().run_from_argv(["benchmarks.seed_events", "seed_events", *(argv or sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    main()
