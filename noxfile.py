@@ -61,13 +61,6 @@ def _wheel(session: nox.Session) -> Path:
 def _run_suite_on_wheel(session: nox.Session, *requirements: str) -> None:
     wheel = _wheel(session)
     session.install(f"{wheel}[test]", *requirements)
-    session.run(
-        "python",
-        "-c",
-        "import sys, django, rest_framework, auth401; "
-        "print('Python', sys.version.split()[0], 'Django', django.get_version(), "
-        "'DRF', rest_framework.VERSION, 'auth401 from', auth401.__file__)",
-    )
     workdir = Path(session.create_tmp()) / "suite"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -82,6 +75,13 @@ def _run_suite_on_wheel(session: nox.Session, *requirements: str) -> None:
         elif source.exists():
             shutil.copy2(source, workdir / name)
     session.chdir(workdir)
+    session.run(
+        "python",
+        "-c",
+        "import sys, django, rest_framework, auth401; "
+        "print('Python', sys.version.split()[0], 'Django', django.get_version(), "
+        "'DRF', rest_framework.VERSION, 'auth401 from', auth401.__file__)",
+    )
     session.run(
         "python",
         "-m",

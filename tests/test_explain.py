@@ -52,11 +52,74 @@ def answer(code: str, **params: object) -> str:
 CREDENTIALS_INVALID = answer("credentials_invalid")
 
 
-def explain(header: str | None = None) -> str:
+def explain(header: str = "", *options: str, stdin: str | None = None) -> str:
     out = StringIO()
-    args = [] if header is None else [header]
-    call_command("auth401_explain", *args, stdout=out)
+    kwargs = {} if stdin is None else {"stdin": StringIO(stdin)}
+    call_command("auth401_explain", header, *options, stdout=out, **kwargs)
     return out.getvalue()
+
+
+def prompted(monkeypatch, answer: str, *options: str) -> tuple[str, list[str]]:
+    """Run with no header argument: the secret comes from a (faked) no-echo prompt."""
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return answer
+
+    monkeypatch.setattr("auth401.management.commands.auth401_explain.getpass.getpass", fake_getpass)
+    out = StringIO()
+    call_command("auth401_explain", *options, stdout=out)
+    return out.getvalue(), prompts
+
+
+# -- reading the header or the secret ---------------------------------------------------------
+
+
+def test_header_from_stdin_is_the_same_as_the_argument(user):
+    header = basic("alice", PASSWORD)
+    assert explain("-", stdin=header + "\n") == explain(header)
+    assert explain("-", stdin="") == explain("")
+
+
+def test_header_from_a_prompt_when_not_given(monkeypatch, user):
+    header = basic("alice", PASSWORD)
+    out, prompts = prompted(monkeypatch, header)
+    assert prompts == ["Authorization header (not shown; empty for none): "]
+    assert out == explain(header)
+    assert out.endswith("accepted: alice\n")
+    assert PASSWORD not in out
+
+
+def test_basic_password_from_stdin(user):
+    out = explain("-", "--basic", "alice", stdin=PASSWORD + "\n")
+    assert out == explain(basic("alice", PASSWORD))
+    assert out.endswith("accepted: alice\n")
+    assert PASSWORD not in out
+
+
+def test_basic_password_from_a_prompt(monkeypatch, user):
+    out, prompts = prompted(monkeypatch, "wrong-password", "--basic", "alice")
+    assert prompts == ["Password (not shown): "]
+    assert out == explain(basic("alice", "wrong-password"))
+    assert out.endswith(CREDENTIALS_INVALID)
+
+
+def test_bearer_and_token_from_stdin_or_a_prompt(monkeypatch, user, jwt_pair):
+    access, _refresh = jwt_pair(user)
+    assert explain("-", "--bearer", stdin=access + "\n") == explain(f"Bearer {access}")
+    key = Token.objects.create(user=user).key
+    out, prompts = prompted(monkeypatch, key, "--token")
+    assert prompts == ["Token (not shown): "]
+    assert out == explain(f"Token {key}")
+    assert key not in out
+
+
+def test_a_header_argument_with_a_scheme_option_is_refused(user):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="With --basic, give no header"):
+        explain(basic("alice", PASSWORD), "--basic", "alice")
 
 
 def test_no_header():
@@ -66,7 +129,7 @@ def test_no_header():
         + "Verdict: no credentials. (A session cookie would count too; this command cannot see "
         "cookies.)\n" + answer("credentials_missing", schemes=LISTED, header_note=HEADER_NOTE)
     )
-    assert explain("") == explain()
+    assert explain("-", stdin="\n") == explain()
 
 
 def test_digest_is_not_accepted():

@@ -314,7 +314,7 @@ def test_demo_bob_and_a_brute_forced_user_in_status_and_admin(client, api_client
 
     from django.core.management import call_command
 
-    call_command("auth401_demo", stdout=StringIO())
+    call_command("auth401_demo", "--yes", stdout=StringIO())
     for i in range(5):
         login(api_client, "alice", f"guess-{i}")
     out = StringIO()

@@ -1,4 +1,10 @@
-"""``manage.py auth401_explain "<Authorization header>"``: which code, and why?
+"""``manage.py auth401_explain [- | "<header>"] [--basic USERNAME | --bearer | --token]``: which
+code, and why?
+
+Secrets stay out of shell history and ``ps``: with ``-`` the header (or, with ``--basic``,
+``--bearer`` or ``--token``, only the password or token) is read from standard input; with no
+argument it is asked for at a prompt that does not echo.  A header given as an argument works
+too, for headers without a secret worth keeping.
 
 For a client developer staring at a 401: paste the header, read step by step what the API sees
 (the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials, the
@@ -16,13 +22,16 @@ sight.
 
 from __future__ import annotations
 
+import base64
+import getpass
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import jwt
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.test import RequestFactory
 from django.utils import timezone
 from rest_framework import authentication as drf_authentication
@@ -401,15 +410,65 @@ class Command(BaseCommand):
         "printing secrets or counting failures."
     )
 
+    #: ``call_command("auth401_explain", "-", stdin=StringIO(...))`` reads from that stream
+    stealth_options = ("stdin",)
+
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
             "header",
             nargs="?",
-            default="",
-            help='The Authorization header value, e.g. "Bearer eyJ..." ("" for none).',
+            default=None,
+            help=(
+                'The Authorization header value, e.g. "Bearer eyJ..." ("" for none); "-" reads '
+                "it from standard input; left out, it is asked for without echo."
+            ),
+        )
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument(
+            "--basic",
+            metavar="USERNAME",
+            help="Build a Basic header for USERNAME; the password comes from stdin or a prompt.",
+        )
+        which.add_argument(
+            "--bearer",
+            action="store_true",
+            help="Build a Bearer header; the token comes from stdin or a prompt.",
+        )
+        which.add_argument(
+            "--token",
+            action="store_true",
+            help="Build a Token header (DRF API key); the key comes from stdin or a prompt.",
         )
 
-    def handle(self, *args: Any, header: str = "", **options: Any) -> None:
+    def read_header(self, header: str | None, options: dict[str, Any]) -> str:
+        """The header to explain: the argument, a line of stdin (``-``) or a silent prompt;
+        with ``--basic``/``--bearer``/``--token`` only the secret is read, and the header is
+        built around it."""
+        stdin: IO[str] = options.get("stdin") or sys.stdin
+        username = options.get("basic")
+        scheme = "Basic" if username is not None else "Bearer" if options.get("bearer") else None
+        scheme = "Token" if options.get("token") else scheme
+        if scheme is None:
+            if header is None:
+                return getpass.getpass("Authorization header (not shown; empty for none): ")
+            return stdin.readline().rstrip("\r\n") if header == "-" else header
+        if header not in (None, "-"):
+            raise CommandError(
+                f"With --{scheme.lower()}, give no header: the secret is read from standard "
+                "input (-) or asked for at a prompt."
+            )
+        what = "Password" if username is not None else "Token"
+        if header == "-":
+            secret = stdin.readline().rstrip("\r\n")
+        else:
+            secret = getpass.getpass(f"{what} (not shown): ")
+        if username is None:
+            return f"{scheme} {secret}"
+        pair = f"{username}:{secret}".encode("utf-8", "surrogateescape")
+        return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+    def handle(self, *args: Any, header: str | None = None, **options: Any) -> None:
+        header = self.read_header(header, options)
         ex = Explanation(self.stdout.write)
         self.explain(ex, header)
         if ex.failure is None and ex.user is not None:
