@@ -170,7 +170,7 @@ PROXY_SETTINGS = ("USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT", "SECURE_PROXY_
 JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
 
 # id -> (level, message, hint).  ``{found}`` in a W007 message names the proxy settings seen.
-DEPLOYMENT: dict[str, tuple[type[CheckMessage], str, str]] = {
+DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]] = {
     "auth401.E002": (
         Error,
         "The lockout's failure counters are in the database, and {vendor} has no "

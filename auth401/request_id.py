@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from typing import cast
 
 from django.http import HttpRequest
 
@@ -27,7 +28,8 @@ def new_request_id() -> str:
 
 def http_request(request: object) -> HttpRequest:
     """The Django ``HttpRequest`` behind a DRF ``Request`` (or the request itself)."""
-    return getattr(request, "_request", request)  # type: ignore[return-value]
+    inner: object = getattr(request, "_request", request)
+    return cast(HttpRequest, inner)
 
 
 #: body fields simplejwt's token views read a token from, in order

@@ -150,7 +150,9 @@ class Command(BaseCommand):
             reason = status.reason if status is not None else ""
             if demo.state == "locked":
                 # An admin lock has no end; re-lock if an earlier run's lock was changed.
-                if (state, reason) != ("locked", demo.reason) or status.locked_until is not None:
+                if (state, reason) != ("locked", demo.reason) or (
+                    status is not None and status.locked_until is not None
+                ):
                     accounts.lock(user, reason=demo.reason, by=admin)
             elif demo.state == "suspended":
                 if (state, reason) != ("suspended", demo.reason):

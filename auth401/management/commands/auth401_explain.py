@@ -492,7 +492,7 @@ class Command(BaseCommand):
             text = text[14:].strip()
         raw = text.encode("utf-8", "surrogateescape")
         factory = RequestFactory()
-        meta = {"HTTP_AUTHORIZATION": raw.decode("latin-1")} if raw else {}
+        meta: dict[str, Any] = {"HTTP_AUTHORIZATION": raw.decode("latin-1")} if raw else {}
         request = Request(factory.get(PATH, **meta))
         authenticators = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
         request.authenticators = authenticators
