@@ -860,3 +860,12 @@ def test_saving_the_user_without_a_password_change_revokes_nothing(
     response = api_client.get("/api/me/", HTTP_AUTHORIZATION="Bearer " + token)
 
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+def test_nul_in_basic_username_and_token(user, api_client):
+    header = "Basic " + base64.b64encode(b"ali\x00ce:wrong").decode()
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=header)
+    assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION="Token abc\x00def")
+    assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")

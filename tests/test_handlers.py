@@ -498,3 +498,21 @@ def test_auth_failed_is_not_sent_on_success(api_client, user, failures):
     assert response.status_code == 200
     assert fallback.status_code == 400
     assert failures == []
+
+
+# --- a failure never reads an unparsable body ------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", "x"),
+        ("application/json", "{not json"),
+        ("multipart/form-data", "garbage"),
+    ],
+)
+def test_unparsable_body_on_a_failure_is_not_read(api_client, content_type, body):
+    response = api_client.generic("POST", "/api/me/", body, content_type=content_type)
+    assert (response.status_code, response.json()["code"]) == (401, "credentials_missing")
+    assert AuthEvent.objects.get().code == "credentials_missing"
