@@ -13,6 +13,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,7 @@ def test_the_example_answer_is_a_real_answer(example, api_client, user_factory):
     alice = user_factory("alice")
     with time_machine.travel("2026-11-23 09:10:00+00:00", tick=False):
         token = AccessToken.for_user(alice)
-        token.set_exp(lifetime=__import__("datetime").timedelta(minutes=65))
+        token.set_exp(lifetime=timedelta(minutes=65))
     with time_machine.travel("2026-11-23 10:42:07+00:00", tick=False):
         response = api_client.get(
             "/api/me/",
