@@ -2,7 +2,7 @@
 
 Each ``tests`` session installs ``dist/django_auth401-*.whl`` (``nox -s build`` makes it, and
 any session builds it when it is missing) into a fresh virtualenv, copies ``tests/``,
-``example_project/``, ``manage.py``, ``README.md`` and ``docs/`` into a temporary directory and
+``example_project/``, ``benchmarks/``, ``manage.py`` and the docs into a temporary directory and
 runs pytest there, so that ``import auth401`` can only find the installed wheel (the test
 ``test_packaging.py::test_auth401_is_imported_from_the_wheel`` asserts it).
 
@@ -42,6 +42,7 @@ COPIED = [
     "README.md",
     "docs",
     "pyproject.toml",
+    "mkdocs.yml",
     ".ci",
 ]
 
