@@ -16,10 +16,13 @@ import time_machine
 from django.utils import translation
 from rest_framework_simplejwt.tokens import AccessToken
 
+import auth401
 from auth401.codes import CATALOGUE
 from tests.conftest import basic
 
-LOCALE = Path(__file__).resolve().parent.parent / "auth401" / "locale"
+#: the package's own catalogue: the checkout's, or the installed wheel's under nox
+LOCALE = Path(auth401.__file__).resolve().parent / "locale"
+TESTS_ROOT = Path(__file__).resolve().parent.parent
 PO = LOCALE / "de" / "LC_MESSAGES" / "django.po"
 MO = LOCALE / "de" / "LC_MESSAGES" / "django.mo"
 LOCALE_MIDDLEWARE = "django.middleware.locale.LocaleMiddleware"
@@ -169,7 +172,7 @@ def test_every_translatable_string_of_the_package_is_in_the_catalogue(tmp_path):
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": str(LOCALE.parents[1]),
+            "PYTHONPATH": os.pathsep.join([str(LOCALE.parents[1]), str(TESTS_ROOT)]),
         },
         check=False,
     )
