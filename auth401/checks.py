@@ -114,8 +114,8 @@ def problem_id(problem: Problem, raw: Any) -> str:
     if problem.key not in RULES:
         return UNKNOWN_KEY
     test = RULES[problem.key][0]
-    if problem.key in raw and test(raw[problem.key]) or problem.key not in raw:
-        # The value passes its own rule: the problem is between two settings.
+    if problem.key not in raw or test(raw[problem.key]):
+        # The value (or its default) passes its own rule: the problem is between two settings.
         return MAX_BELOW_DURATION if problem.key == "LOCKOUT_MAX_DURATION" else OTHER_VALUE
     return VALUE_IDS.get(problem.key, OTHER_VALUE)
 
