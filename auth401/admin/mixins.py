@@ -1,0 +1,65 @@
+"""The account actions on the project's own user admin.
+
+Either add :class:`AccountActionsMixin` to the project's ``UserAdmin``::
+
+    from django.contrib.auth.admin import UserAdmin
+    from auth401.admin import AccountActionsMixin
+
+    class MyUserAdmin(AccountActionsMixin, UserAdmin): ...
+
+or leave ``AUTH401["ADMIN_USER_ACTIONS"]`` at True: once the admin has registered every
+model (``Auth401Config.ready()``), :func:`extend_user_admin` registers a subclass of whatever
+admin the default site has for the user model with the mixin added.  It does nothing when the
+admin already has the actions, when no admin is registered for the user model, or with
+``ADMIN_USER_ACTIONS = False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+
+from auth401.conf import app_settings
+
+from .actions import USER_ACTIONS
+
+
+class AccountActionsMixin:
+    """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin; each
+    asks for a reason (and, for a lock, an end) before calling ``auth401.accounts``."""
+
+    def get_actions(self, request: Any) -> dict[str, Any]:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        for action in USER_ACTIONS:
+            if self.has_change_permission(request):  # type: ignore[attr-defined]
+                actions[action.__name__] = (
+                    action,
+                    action.__name__,
+                    action.short_description,  # type: ignore[attr-defined]
+                )
+        return actions
+
+
+def user_actions_enabled() -> bool:
+    """``AUTH401["ADMIN_USER_ACTIONS"]`` (default True)."""
+    try:
+        return bool(app_settings.ADMIN_USER_ACTIONS)
+    except AttributeError:  # a conf.DEFAULTS without the key
+        return bool(app_settings.user_settings.get("ADMIN_USER_ACTIONS", True))
+
+
+def extend_user_admin(site: admin.AdminSite | None = None) -> bool:
+    """Give the user model's registered admin the account actions; True when it did."""
+    site = site or admin.site
+    user_model = get_user_model()
+    if not user_actions_enabled() or not site.is_registered(user_model):
+        return False
+    base = type(site.get_model_admin(user_model))
+    if issubclass(base, AccountActionsMixin):
+        return False
+    site.unregister(user_model)
+    extended = type(base.__name__, (AccountActionsMixin, base), {"__module__": base.__module__})
+    site.register(user_model, extended)
+    return True
