@@ -242,6 +242,7 @@ def test_locked_addresses_and_their_unlock(admin_client, address_lockout):
 
     form = admin_client.get(ADDRESS_UNLOCK, {"address": "203.0.113.7"})
     assert form.status_code == 200 and "<li>203.0.113.7</li>" in form.content.decode()
+    assert "<h1>Unlock a client address</h1>" in form.content.decode()
     done = admin_client.post(
         ADDRESS_UNLOCK, {"address": "203.0.113.7", "reason": "Office NAT"}, follow=True
     )

@@ -41,6 +41,8 @@ class AccountAction:
     button: Any
     #: past tense for the message ("2 accounts locked.")
     done: Any
+    #: the message when ``accounts`` raised (``names``, ``request_id``)
+    failed: Any
     reason_required: bool = False
     asks_end: bool = False
 
@@ -69,6 +71,10 @@ ACTIONS: dict[str, AccountAction] = {
             _("Lock accounts"),
             _("Lock"),
             _("locked"),
+            _(
+                "Could not lock %(names)s: the change was not recorded. The error is in the "
+                "server log with request id %(request_id)s."
+            ),
             reason_required=True,
             asks_end=True,
         ),
@@ -78,6 +84,10 @@ ACTIONS: dict[str, AccountAction] = {
             _("Unlock accounts"),
             _("Unlock"),
             _("unlocked"),
+            _(
+                "Could not unlock %(names)s: the change was not recorded. The error is in the "
+                "server log with request id %(request_id)s."
+            ),
         ),
         AccountAction(
             "suspend",
@@ -85,6 +95,10 @@ ACTIONS: dict[str, AccountAction] = {
             _("Suspend accounts"),
             _("Suspend"),
             _("suspended"),
+            _(
+                "Could not suspend %(names)s: the change was not recorded. The error is in the "
+                "server log with request id %(request_id)s."
+            ),
             reason_required=True,
         ),
         AccountAction(
@@ -93,6 +107,10 @@ ACTIONS: dict[str, AccountAction] = {
             _("Reinstate accounts"),
             _("Reinstate"),
             _("reinstated"),
+            _(
+                "Could not reinstate %(names)s: the change was not recorded. The error is in the "
+                "server log with request id %(request_id)s."
+            ),
         ),
     )
 }
@@ -144,15 +162,7 @@ def perform(
     if failed:
         messages.error(
             request,
-            _(
-                "Could not %(verb)s %(names)s: the change was not recorded. The error is in "
-                "the server log with request id %(request_id)s."
-            )
-            % {
-                "verb": str(action.button).lower(),
-                "names": ", ".join(failed),
-                "request_id": get_request_id(request),
-            },
+            action.failed % {"names": ", ".join(failed), "request_id": get_request_id(request)},
         )
     return not failed
 
@@ -171,12 +181,13 @@ def render_form(
     hidden: list[tuple[str, str]],
     cancel_url: str,
     post_url: str = "",
+    title: Any = None,
 ) -> TemplateResponse:
     """The page that asks why (and, for a lock, until when)."""
     site = model_admin.admin_site
     context = {
         **site.each_context(request),
-        "title": action.title,
+        "title": title or action.title,
         "subtitle": None,
         "opts": model_admin.opts,
         "action": action,

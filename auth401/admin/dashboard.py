@@ -315,4 +315,5 @@ def unlock_address_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> 
         subjects=[address],
         hidden=[("address", address)],
         cancel_url=urls["dashboard"],
+        title=_("Unlock a client address"),
     )
