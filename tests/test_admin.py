@@ -333,3 +333,30 @@ def test_account_action_needs_csrf(user_factory):
     strict.force_login(user_factory("root", is_staff=True, is_superuser=True))
     assert strict.post(f"{STATUSES}user/{bob.pk}/lock/", {"reason": "x"}).status_code == 403
     assert not AccountStatus.objects.exists()
+
+
+def test_user_page_shows_the_account_status_and_its_buttons(admin_client, user_factory):
+    bob = user_factory("bob")
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    section = html[html.index("Account status</h2>") :]
+    section = " ".join(section[: section.index("</fieldset>")].split())
+    assert '<span class="auth401-state">active</span>' in section
+    assert (
+        f'<a class="button auth401-lock" href="/admin/auth401/accountstatus/user/{bob.pk}/lock/">'
+        "Lock</a>"
+    ) in section
+    assert f'/admin/auth401/accountstatus/user/{bob.pk}/suspend/">Suspend</a>' in section
+    assert "unlock" not in section and "reinstate" not in section
+
+    accounts.lock(bob, reason="Phishing")
+    status = AccountStatus.objects.get(user=bob)
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    section = html[html.index("Account status</h2>") :]
+    section = " ".join(section[: section.index("</fieldset>")].split())
+    assert (
+        '<span class="auth401-state">locked</span> &middot; reason: Phishing &middot; '
+        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">details</a>'
+    ) in section
+    assert f'/admin/auth401/accountstatus/user/{bob.pk}/unlock/">Unlock</a>' in section
+    # the user form still saves: the section is read-only
+    assert "auth401_account" not in admin_client.get(f"{USERS}add/").content.decode()

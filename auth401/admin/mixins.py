@@ -20,15 +20,72 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.urls import NoReverseMatch
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from auth401.conf import app_settings
+from auth401.models import AccountStatus
 
-from .actions import USER_ACTIONS
+from .actions import ACTIONS, USER_ACTIONS
+from .status import account_action_url, admin_url
+
+#: The buttons a user's page offers in each state.
+BUTTONS = {
+    "active": ("lock", "suspend"),
+    "locked": ("unlock", "suspend"),
+    "suspended": ("reinstate",),
+}
 
 
 class AccountActionsMixin:
-    """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin; each
-    asks for a reason (and, for a lock, an end) before calling ``auth401.accounts``."""
+    """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin, and
+    an "Account status" section to a user's page with the state, the reason and the buttons;
+    each change asks for a reason (and, for a lock, an end) before calling
+    ``auth401.accounts``."""
+
+    def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, (_("Account status"), {"fields": ["auth401_account"]})]
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        return fields if obj is None else [*fields, "auth401_account"]
+
+    @admin.display(description=_("state"))
+    def auth401_account(self, obj: Any) -> str:
+        site = self.admin_site  # type: ignore[attr-defined]
+        status = AccountStatus.objects.filter(user=obj).select_related("changed_by").first()
+        state = status.effective_state() if status else AccountStatus.State.ACTIVE
+        try:
+            buttons = format_html_join(
+                " ",
+                '<a class="button auth401-{}" href="{}">{}</a>',
+                (
+                    (name, account_action_url(site, obj.pk, name), ACTIONS[name].button)
+                    for name in BUTTONS[state]
+                ),
+            )
+        except NoReverseMatch:  # a site without auth401's admins
+            buttons = ""
+        details = ""
+        if status is not None and state != AccountStatus.State.ACTIVE:
+            details = format_html(
+                " &middot; {}: {}",
+                _("reason"),
+                status.reason or "-",
+            )
+        page = admin_url(site, AccountStatus, "change", status.pk) if status else None
+        link = format_html(' &middot; <a href="{}">{}</a>', page, _("details")) if page else ""
+        return format_html(
+            '<span class="auth401-state">{}</span>{}{}<div class="auth401-buttons">{}</div>',
+            state,
+            details,
+            link,
+            buttons,
+        )
 
     def get_actions(self, request: Any) -> dict[str, Any]:
         actions = super().get_actions(request)  # type: ignore[misc]
