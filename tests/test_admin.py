@@ -61,6 +61,13 @@ def test_user_list_offers_the_actions(admin_client, user_factory):
     assert dict(choices)["auth401_lock"] == "Lock selected accounts"
     admin_client.force_login(viewer)
     assert admin_client.get(USERS).context["action_form"] is None  # no change permission
+    viewer.user_permissions.add(Permission.objects.get(codename="change_user"))
+    admin_client.force_login(viewer)
+    assert admin_client.get(USERS).context["action_form"] is None  # users, not accounts
+    viewer.user_permissions.add(Permission.objects.get(codename="change_accountstatus"))
+    admin_client.force_login(viewer)
+    choices = admin_client.get(USERS).context["action_form"].fields["action"].choices
+    assert [name for name, _label in choices] == ["", *ACTIONS]
 
 
 def test_extend_user_admin_is_opt_out(settings):

@@ -28,7 +28,7 @@ from auth401.conf import app_settings
 from auth401.models import AccountStatus
 
 from .actions import ACTIONS, USER_ACTIONS
-from .status import account_action_url, admin_url
+from .status import account_action_url, admin_url, can_change_accounts
 
 #: The buttons a user's page offers in each state.
 BUTTONS = {
@@ -88,9 +88,10 @@ class AccountActionsMixin:
         )
 
     def get_actions(self, request: Any) -> dict[str, Any]:
+        """The admin's own actions, and auth401's for whoever may change users and accounts."""
         actions = super().get_actions(request)  # type: ignore[misc]
-        for action in USER_ACTIONS:
-            if self.has_change_permission(request):  # type: ignore[attr-defined]
+        if self.has_change_permission(request) and can_change_accounts(request):  # type: ignore[attr-defined]
+            for action in USER_ACTIONS:
                 actions[action.__name__] = (
                     action,
                     action.__name__,
