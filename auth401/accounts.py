@@ -120,7 +120,7 @@ def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
     )
 
 
-def unlock(user_or_username: Any, *, by: Any = None) -> AccountStatus | None:
+def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> AccountStatus | None:
     """End a lock (a suspension stays) and clear the username's failure counter.  For an
     unknown username only the counter is cleared, and None is returned."""
     username = (
@@ -131,13 +131,20 @@ def unlock(user_or_username: Any, *, by: Any = None) -> AccountStatus | None:
         user = _user(user_or_username)
     except get_user_model().DoesNotExist:
         return None
-    return _change(user, state=State.ACTIVE, event="admin_unlock", by=by, only_from=(State.LOCKED,))
+    return _change(
+        user,
+        state=State.ACTIVE,
+        event="admin_unlock",
+        by=by,
+        reason=reason,
+        only_from=(State.LOCKED,),
+    )
 
 
-def reinstate(user: Any, *, by: Any = None) -> AccountStatus:
+def reinstate(user: Any, *, by: Any = None, reason: str = "") -> AccountStatus:
     """Make the account active again, whatever its state."""
     lockout.clear(user.get_username())
-    return _change(user, state=State.ACTIVE, event="admin_reinstate", by=by)
+    return _change(user, state=State.ACTIVE, event="admin_reinstate", by=by, reason=reason)
 
 
 @dataclass

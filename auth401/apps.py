@@ -20,11 +20,14 @@ class Auth401Config(AppConfig):
         from django.apps import apps
 
         if apps.is_installed("django.contrib.admin"):
+            # After the admin's autodiscovery (django.contrib.admin comes first in
+            # INSTALLED_APPS): the account actions on the user admin unless
+            # ADMIN_USER_ACTIONS is False, and auth401's login form unless the site has one.
             from django.contrib import admin
 
-            from .admin import extend_user_admin
+            from .admin.mixins import extend_user_admin
             from .forms import AdminAuthenticationForm
 
-            extend_user_admin()
+            extend_user_admin(admin.site)
             if admin.site.login_form is None:
                 admin.site.login_form = AdminAuthenticationForm

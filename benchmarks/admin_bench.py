@@ -35,6 +35,8 @@ PAGES = (
     ("changelist, code filter", "/admin/auth401/authevent/?code=token_expired"),
     ("changelist, rare code filter", "/admin/auth401/authevent/?code=account_inactive"),
     ("changelist, username search", "/admin/auth401/authevent/?q=user0042"),
+    ("changelist, username search in capitals", "/admin/auth401/authevent/?q=USER0042"),
+    ("changelist, kind filter", "/admin/auth401/authevent/?kind=guessing&created=24h"),
     ("changelist, IP search", "/admin/auth401/authevent/?q={ip}"),
     ("changelist, last 24 hours", "/admin/auth401/authevent/?created=24h"),
     ("changelist, status filter", "/admin/auth401/authevent/?status=403"),

@@ -1,135 +1,369 @@
+"""The admin package: registration, the user-admin integration, and the account changes
+(lock, suspend, unlock, reinstate) that ask why first, from the user list, the AccountStatus
+list and an account's page."""
+
+from datetime import timedelta
+
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.urls import reverse
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from auth401 import accounts
+from auth401.admin import AccountActionsMixin, AccountStatusAdmin, extend_user_admin
 from auth401.models import AccountStatus, AuthEvent
-from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
+USERS = "/admin/auth/user/"
+STATUSES = "/admin/auth401/accountstatus/"
+ACTIONS = ["auth401_lock", "auth401_unlock", "auth401_suspend", "auth401_reinstate"]
+
 
 @pytest.fixture
-def staff_client(client, user_factory):
-    admin = user_factory("root", is_staff=True, is_superuser=True)
-    client.force_login(admin)
-    client.admin = admin
-    return client
+def root(admin_client):
+    return get_user_model().objects.get(username="admin")
 
 
-def _action(client, url, action, pks):
-    return client.post(
-        url, {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True
-    )
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
 
 
-@pytest.mark.parametrize(
-    ("action", "state", "event"),
-    [
-        ("auth401_lock", "locked", "admin_lock"),
-        ("auth401_suspend", "suspended", "admin_suspend"),
-    ],
-)
-def test_user_list_actions(staff_client, user_factory, action, state, event):
-    bob = user_factory("bob")
-    url = reverse("admin:auth_user_changelist")
-    response = _action(staff_client, url, action, [bob.pk])
-    assert response.status_code == 200
-    assert "1 account" in response.content.decode()
-    row = AccountStatus.objects.get(user=bob)
-    assert (row.state, row.changed_by) == (state, staff_client.admin)
-    assert AuthEvent.objects.get(code=event).actor == staff_client.admin
+def choose(client, url, action, pks, **extra):
+    """Pick an action in a changelist: the intermediate page comes back."""
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks], "index": "0"}
+    return client.post(url, {**data, **extra})
 
 
-def test_unlock_and_reinstate_from_status_admin(staff_client, user_factory):
-    bob, carol = user_factory("bob"), user_factory("carol")
-    accounts.lock(bob)
-    accounts.suspend(carol)
-    url = reverse("admin:auth401_accountstatus_changelist")
-    ids = list(AccountStatus.objects.values_list("pk", flat=True))
-    _action(staff_client, url, "auth401_unlock", ids)
-    states = dict(AccountStatus.objects.values_list("user__username", "state"))
-    assert states == {"bob": "active", "carol": "suspended"}
-    _action(staff_client, url, "auth401_reinstate", ids)
-    states = dict(AccountStatus.objects.values_list("user__username", "state"))
-    assert states == {"bob": "active", "carol": "active"}
-    assert AuthEvent.objects.filter(actor=staff_client.admin).count() == 3
+def apply(client, url, action, pks, **fields):
+    """Submit the intermediate page's form."""
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks], "apply": "1"}
+    return client.post(url, {**data, **fields}, follow=True)
 
 
-def test_status_admin_pages(staff_client, user_factory):
-    bob = user_factory("bob")
-    accounts.lock(bob, reason="Shared password")
-    changelist = staff_client.get(reverse("admin:auth401_accountstatus_changelist"))
-    assert changelist.status_code == 200
-    assert "Shared password" in changelist.content.decode()
-    row = AccountStatus.objects.get(user=bob)
-    change = staff_client.get(reverse("admin:auth401_accountstatus_change", args=[row.pk]))
-    assert change.status_code == 200
-    assert staff_client.get(reverse("admin:auth401_accountstatus_add")).status_code == 403
+# --- registration and the user-admin integration --------------------------------------------
 
 
-def test_event_admin_is_read_only(staff_client, user_factory, django_assert_max_num_queries):
-    bob = user_factory("bob")
-    for _ in range(30):
-        accounts.lock(bob)
-        accounts.unlock(bob)
-    url = reverse("admin:auth401_authevent_changelist")
-    with django_assert_max_num_queries(12):
-        response = staff_client.get(url)
-    assert response.status_code == 200
-    assert staff_client.get(reverse("admin:auth401_authevent_add")).status_code == 403
-    event = AuthEvent.objects.first()
-    change_url = reverse("admin:auth401_authevent_change", args=[event.pk])
-    assert staff_client.get(change_url).status_code == 200
-    assert staff_client.post(change_url, {"code": "forged"}).status_code == 403
-    event.refresh_from_db()
-    assert event.code in ("admin_lock", "admin_unlock")
-    filtered = staff_client.get(url, {"code": "admin_lock", "q": "bob"})
-    assert filtered.status_code == 200
-
-
-@pytest.mark.parametrize(
-    ("username", "password", "setup", "message"),
-    [
-        ("carol", PASSWORD, "suspend", "This account is suspended."),
-        ("bob", PASSWORD, "lock", "This account is locked."),
-        ("carol", "wrong", "suspend", "Invalid username, password or token."),
-        ("nobody", "wrong", None, "Invalid username, password or token."),
-    ],
-)
-def test_admin_login_says_why(client, user_factory, username, password, setup, message):
-    user = user_factory(username if username != "nobody" else "someone", is_staff=True)
-    if setup:
-        getattr(accounts, setup)(user)
-    response = client.post(reverse("admin:login"), {"username": username, "password": password})
-    assert response.status_code == 200  # the form again, never a bare 403 or a 500
-    assert message in response.content.decode()
-    assert "_auth_user_id" not in client.session
-
-
-def test_admin_login_hides_state_when_not_disclosed(client, user_factory, auth401_settings):
-    auth401_settings(DISCLOSE_ACCOUNT_STATE=False)
-    accounts.suspend(user_factory("carol", is_staff=True))
-    response = client.post(reverse("admin:login"), {"username": "carol", "password": PASSWORD})
-    assert "Invalid username, password or token." in response.content.decode()
-    assert "suspended" not in response.content.decode()
-
-
-def test_user_admin_keeps_its_class():
-    from django.contrib import admin
-    from django.contrib.auth.admin import UserAdmin
-
+def test_user_admin_keeps_its_class_and_gains_the_actions():
     model_admin = admin.site.get_model_admin(get_user_model())
     assert isinstance(model_admin, UserAdmin)
-    names = [a.__name__ if callable(a) else a for a in model_admin.actions]
-    assert names[-4:] == ["auth401_lock", "auth401_unlock", "auth401_suspend", "auth401_reinstate"]
+    assert isinstance(model_admin, AccountActionsMixin)
+    assert type(model_admin).__name__ == "UserAdmin"
 
 
-def test_status_form_edits_nothing_behind_accounts_back(staff_client, user_factory):
-    bob, eve = user_factory("bob"), user_factory("eve")
+def test_user_list_offers_the_actions(admin_client, user_factory):
+    viewer = user_factory("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_user"))
+    choices = admin_client.get(USERS).context["action_form"].fields["action"].choices
+    assert [name for name, _label in choices] == ["", "delete_selected", *ACTIONS]
+    assert dict(choices)["auth401_lock"] == "Lock selected accounts"
+    admin_client.force_login(viewer)
+    assert admin_client.get(USERS).context["action_form"] is None  # no change permission
+    viewer.user_permissions.add(Permission.objects.get(codename="change_user"))
+    admin_client.force_login(viewer)
+    assert admin_client.get(USERS).context["action_form"] is None  # users, not accounts
+    viewer.user_permissions.add(Permission.objects.get(codename="change_accountstatus"))
+    admin_client.force_login(viewer)
+    choices = admin_client.get(USERS).context["action_form"].fields["action"].choices
+    assert [name for name, _label in choices] == ["", *ACTIONS]
+
+
+def test_extend_user_admin_is_opt_out(settings):
+    site = admin.AdminSite(name="other")
+    assert extend_user_admin(site) is False  # nothing registered for the user model
+    site.register(get_user_model(), UserAdmin)
+    settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": False}
+    assert extend_user_admin(site) is False
+    assert type(site.get_model_admin(get_user_model())) is UserAdmin
+    settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": True}
+    assert extend_user_admin(site) is True
+    extended = type(site.get_model_admin(get_user_model()))
+    assert extended.__mro__[1:3] == (AccountActionsMixin, UserAdmin)
+    assert extend_user_admin(site) is False  # once
+
+
+def test_mixin_on_a_project_user_admin(rf, user_factory):
+    class ProjectUserAdmin(AccountActionsMixin, UserAdmin):
+        actions = ["project_action"]
+
+        @admin.action(description="Project action")
+        def project_action(self, request, queryset):
+            return None
+
+    site = admin.AdminSite(name="project")
+    site.register(get_user_model(), ProjectUserAdmin)
+    request = rf.get("/")
+    request.user = user_factory("root", is_staff=True, is_superuser=True)
+    names = list(site.get_model_admin(get_user_model()).get_actions(request))
+    assert names == ["delete_selected", "project_action", *ACTIONS]
+    assert extend_user_admin(site) is False  # already has them
+
+
+def test_lookups_follow_the_user_models_username_field(monkeypatch, admin_client, user_factory):
+    """A custom user model names its username field itself: the admin searches and shows
+    that field, and never assumes ``username``."""
+    model = get_user_model()
+    bob = user_factory("bob", email="robert@example.com")
+    accounts.lock(bob, reason="Phishing")
+    monkeypatch.setattr(model, "USERNAME_FIELD", "email")
+    assert AccountStatusAdmin(AccountStatus, admin.site).get_search_fields(None) == (
+        "user__email",
+        "reason",
+    )
+    found = admin_client.get(STATUSES, {"q": "robert@example"})
+    assert [row.user for row in found.context["cl"].result_list] == [bob]
+    assert admin_client.get(STATUSES, {"q": "bob"}).context["cl"].result_list.count() == 0
+    page = admin_client.get(f"{STATUSES}{AccountStatus.objects.get().pk}/change/")
+    assert page.status_code == 200
+    export = admin_client.post(
+        "/admin/auth401/authevent/",
+        {"action": "export_csv", "_selected_action": [AuthEvent.objects.get().pk]},
+    )
+    rows = b"".join(export.streaming_content).decode().splitlines()
+    # the username as typed at the time, then the user by its USERNAME_FIELD
+    assert rows[1].split(",")[4:6] == ["bob", "robert@example.com"]
+
+
+# --- the intermediate form on the lists -----------------------------------------------------
+
+
+def test_lock_from_the_user_list_asks_why_and_until_when(admin_client, root, user_factory):
+    bob, carol = user_factory("bob"), user_factory("carol")
+    page = choose(admin_client, USERS, "auth401_lock", [bob.pk, carol.pk])
+    assert page.status_code == 200
+    assert page.templates[0].name == "admin/auth401/account_action.html"
+    html = page.content.decode()
+    assert "<h1>Lock accounts</h1>" in html
+    assert "<li>bob</li>" in html and "<li>carol</li>" in html
+    assert list(page.context["form"].fields) == ["reason", "duration", "until"]
+    assert page.context["form"].fields["reason"].required
+    assert f'<input type="hidden" name="_selected_action" value="{bob.pk}">' in html
+    assert '<input type="hidden" name="action" value="auth401_lock">' in html
+    assert not AccountStatus.objects.exists()  # nothing happens before the form is sent
+
+    refused = apply(admin_client, USERS, "auth401_lock", [bob.pk], reason="  ")
+    assert refused.context["form"].errors == {"reason": ["This field is required."]}
+    assert not AccountStatus.objects.exists()
+
+    before = timezone.now()
+    done = apply(
+        admin_client, USERS, "auth401_lock", [bob.pk, carol.pk], reason="Shared  password",
+        duration="1h",
+    )  # fmt: skip
+    assert done.redirect_chain == [(USERS, 302)]
+    assert messages_of(done) == ["2 accounts locked."]
+    rows = AccountStatus.objects.order_by("user__username")
+    assert [(r.user, r.state, r.reason, r.changed_by) for r in rows] == [
+        (bob, "locked", "Shared password", root),
+        (carol, "locked", "Shared password", root),
+    ]
+    for row in rows:
+        assert (
+            before + timedelta(hours=1) <= row.locked_until <= timezone.now() + timedelta(hours=1)
+        )
+    events = AuthEvent.objects.filter(code="admin_lock").order_by("username")
+    assert [(e.username, e.user, e.actor, e.note) for e in events] == [
+        ("bob", bob, root, "Shared password"),
+        ("carol", carol, root, "Shared password"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        ({"reason": "x", "duration": "1h", "until": "2099-01-01T10:00"},
+         {"__all__": ["Choose a duration or an end time, not both."]}),
+        ({"reason": "x", "until": "2001-01-01T10:00"},
+         {"until": ["The end must be in the future."]}),
+        ({"reason": "x", "duration": "1y"},
+         {"duration": ["Select a valid choice. 1y is not one of the available choices."]}),
+        ({"reason": "x" * 256},
+         {"reason": ["Ensure this value has at most 255 characters (it has 256)."]}),
+    ],
+)  # fmt: skip
+def test_lock_form_refuses_bad_ends(admin_client, user_factory, fields, errors):
+    bob = user_factory("bob")
+    response = apply(admin_client, USERS, "auth401_lock", [bob.pk], **fields)
+    assert response.status_code == 200
+    assert response.context["form"].errors == errors
+    assert not AccountStatus.objects.exists() and not AuthEvent.objects.exists()
+
+
+def test_lock_until_a_time_and_until_unlocked(admin_client, user_factory):
+    bob, carol = user_factory("bob"), user_factory("carol")
+    apply(admin_client, USERS, "auth401_lock", [bob.pk], reason="Audit", until="2099-01-02T03:04")
+    apply(admin_client, USERS, "auth401_lock", [carol.pk], reason="Left the company")
+    ends = dict(AccountStatus.objects.values_list("user__username", "locked_until"))
+    assert ends["bob"].isoformat() == "2099-01-02T03:04:00+00:00"  # TIME_ZONE = "UTC"
+    assert ends["carol"] is None
+
+
+def test_suspend_needs_a_reason_and_asks_no_end(admin_client, root, user_factory):
+    bob = user_factory("bob")
+    page = choose(admin_client, USERS, "auth401_suspend", [bob.pk])
+    assert list(page.context["form"].fields) == ["reason"]
+    refused = apply(admin_client, USERS, "auth401_suspend", [bob.pk])
+    assert refused.context["form"].errors == {"reason": ["This field is required."]}
+    done = apply(admin_client, USERS, "auth401_suspend", [bob.pk], reason="Chargeback")
+    assert messages_of(done) == ["1 account suspended."]
+    row = AccountStatus.objects.get(user=bob)
+    assert (row.state, row.reason, row.changed_by, row.locked_until) == (
+        "suspended", "Chargeback", root, None,
+    )  # fmt: skip
+    event = AuthEvent.objects.get(code="admin_suspend")
+    assert (event.user, event.actor, event.note) == (bob, root, "Chargeback")
+
+
+def test_unlock_and_reinstate_from_the_status_list(admin_client, root, user_factory):
+    bob, carol = user_factory("bob"), user_factory("carol")
+    accounts.lock(bob, reason="Phishing")
+    accounts.suspend(carol, reason="Chargeback")
+    ids = list(AccountStatus.objects.order_by("pk").values_list("pk", flat=True))
+    page = choose(admin_client, STATUSES, "auth401_unlock", ids)
+    assert list(page.context["form"].fields) == ["reason"]
+    assert not page.context["form"].fields["reason"].required
+    done = apply(admin_client, STATUSES, "auth401_unlock", ids, reason="Verified by phone")
+    assert messages_of(done) == [
+        "1 account unlocked.",
+        "carol was not locked; its failure counter was cleared.",
+    ]
+    states = dict(AccountStatus.objects.values_list("user__username", "state"))
+    assert states == {"bob": "active", "carol": "suspended"}
+    unlock = AuthEvent.objects.get(code="admin_unlock")
+    assert (unlock.user, unlock.actor, unlock.note) == (bob, root, "Verified by phone")
+    assert AccountStatus.objects.get(user=bob).reason == "Verified by phone"
+
+    done = apply(admin_client, STATUSES, "auth401_reinstate", ids)  # no reason: allowed
+    assert messages_of(done) == ["2 accounts reinstated."]
+    states = dict(AccountStatus.objects.values_list("user__username", "state"))
+    assert states == {"bob": "active", "carol": "active"}
+    reinstated = AuthEvent.objects.filter(code="admin_reinstate").order_by("username")
+    assert [(e.username, e.actor, e.note) for e in reinstated] == [
+        ("bob", root, ""),
+        ("carol", root, ""),
+    ]
+
+
+def test_a_failing_change_is_an_error_message_not_a_500(admin_client, user_factory, monkeypatch):
+    """The audit table refusing writes (or any error in accounts) is reported, never
+    claimed as done; the other accounts still change."""
+    bob, carol = user_factory("bob"), user_factory("carol")
+    real = accounts.lock
+
+    def lock(user, **kwargs):
+        if user.username == "bob":
+            raise RuntimeError("audit table refuses writes")
+        return real(user, **kwargs)
+
+    monkeypatch.setattr(accounts, "lock", lock)
+    done = apply(admin_client, USERS, "auth401_lock", [bob.pk, carol.pk], reason="Phishing")
+    assert done.status_code == 200
+    shown = messages_of(done)
+    assert shown[0] == "1 account locked."
+    assert shown[1].startswith("Could not lock bob: the change was not recorded. The error is in ")
+    assert list(AccountStatus.objects.values_list("user__username", "state")) == [
+        ("carol", "locked")
+    ]
+
+
+# --- an account's page ----------------------------------------------------------------------
+
+
+def test_account_page_is_a_view_page_with_buttons(admin_client, user_factory):
+    bob = user_factory("bob")
     accounts.lock(bob, reason="Shared password")
     row = AccountStatus.objects.get(user=bob)
-    url = reverse("admin:auth401_accountstatus_change", args=[row.pk])
-    staff_client.post(url, {"user": eve.pk, "reason": "edited", "state": "active"})
+    page = admin_client.get(f"{STATUSES}{row.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="_save"' not in html and "deletelink" not in html
+    assert (
+        f'href="/admin/auth401/accountstatus/user/{bob.pk}/unlock/" class="auth401-unlock"' in html
+    )
+    assert f'href="/admin/auth401/accountstatus/user/{bob.pk}/suspend/"' in html
+    assert "/lock/" not in html and "/reinstate/" not in html
+    assert "Shared password" in html
+    # nothing is edited behind auth401.accounts' back
+    eve = user_factory("eve")
+    posted = admin_client.post(f"{STATUSES}{row.pk}/change/", {"user": eve.pk, "state": "active"})
+    assert posted.status_code == 403
     row.refresh_from_db()
     assert (row.user, row.reason, row.state) == (bob, "Shared password", "locked")
+    assert admin_client.get(f"{STATUSES}add/").status_code == 403
+    assert admin_client.post(f"{STATUSES}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_lock_and_unlock_from_the_account_page(admin_client, root, user_factory):
+    bob = user_factory("bob")
+    url = f"{STATUSES}user/{bob.pk}/lock/"
+    page = admin_client.get(url)
+    assert page.status_code == 200 and "<li>bob</li>" in page.content.decode()
+    done = admin_client.post(url, {"reason": "Stolen laptop", "duration": "24h"}, follow=True)
+    row = AccountStatus.objects.get(user=bob)
+    assert done.redirect_chain == [(f"{STATUSES}{row.pk}/change/", 302)]
+    assert messages_of(done) == ["1 account locked."]
+    assert (row.state, row.reason, row.changed_by) == ("locked", "Stolen laptop", root)
+    assert "Stolen laptop" in done.content.decode()
+
+    done = admin_client.post(
+        f"{STATUSES}user/{bob.pk}/unlock/", {"reason": "Laptop found", "next": "/admin/"},
+        follow=True,
+    )  # fmt: skip
+    assert done.redirect_chain == [("/admin/", 302)]
+    row.refresh_from_db()
+    assert (row.state, row.reason) == ("active", "Laptop found")
+    off_site = admin_client.post(
+        f"{STATUSES}user/{bob.pk}/suspend/", {"reason": "x", "next": "https://evil.example/"}
+    )
+    assert off_site["Location"] == f"{STATUSES}{row.pk}/change/"
+
+
+def test_account_action_view_refuses(admin_client, client, user_factory):
+    bob = user_factory("bob")
+    assert admin_client.get(f"{STATUSES}user/{bob.pk}/delete/").status_code == 404
+    assert admin_client.get(f"{STATUSES}user/nobody/lock/").status_code == 404
+    assert admin_client.get(f"{STATUSES}user/999999/lock/").status_code == 404
+    viewer = user_factory("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_accountstatus"))
+    client.force_login(viewer)
+    assert client.post(f"{STATUSES}user/{bob.pk}/lock/", {"reason": "x"}).status_code == 403
+    assert not AccountStatus.objects.exists()
+
+
+def test_account_action_needs_csrf(user_factory):
+    from django.test import Client
+
+    bob = user_factory("bob")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user_factory("root", is_staff=True, is_superuser=True))
+    assert strict.post(f"{STATUSES}user/{bob.pk}/lock/", {"reason": "x"}).status_code == 403
+    assert not AccountStatus.objects.exists()
+
+
+def test_user_page_shows_the_account_status_and_its_buttons(admin_client, user_factory):
+    bob = user_factory("bob")
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    section = html[html.index("Account status</h2>") :]
+    section = " ".join(section[: section.index("</fieldset>")].split())
+    assert '<span class="auth401-state">active</span>' in section
+    assert (
+        f'<a class="button auth401-lock" href="/admin/auth401/accountstatus/user/{bob.pk}/lock/">'
+        "Lock</a>"
+    ) in section
+    assert f'/admin/auth401/accountstatus/user/{bob.pk}/suspend/">Suspend</a>' in section
+    assert "unlock" not in section and "reinstate" not in section
+
+    accounts.lock(bob, reason="Phishing")
+    status = AccountStatus.objects.get(user=bob)
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    section = html[html.index("Account status</h2>") :]
+    section = " ".join(section[: section.index("</fieldset>")].split())
+    assert (
+        '<span class="auth401-state">locked</span> &middot; reason: Phishing &middot; '
+        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">details</a>'
+    ) in section
+    assert f'/admin/auth401/accountstatus/user/{bob.pk}/unlock/">Unlock</a>' in section
+    # the user form still saves: the section is read-only
+    assert "auth401_account" not in admin_client.get(f"{USERS}add/").content.decode()

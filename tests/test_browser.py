@@ -3,8 +3,9 @@ Debian's chromedriver (never Selenium Manager, never a download).  ``.ci/run`` i
 packages; the test skips only where they are missing.
 
 Flow: log in as admin, open the dashboard, filter the AuthEvent changelist by a code, lock a
-user from the user list and unlock them from the dashboard.  The dashboard, with the locked
-account, is saved to ``.artifacts/dashboard.png``.
+user from the user list through the form that asks why and until when, find the reason on the
+account's page and in the event list, and unlock the account from the dashboard with a reason.
+The dashboard, with the locked account, is saved to ``.artifacts/dashboard.png``.
 """
 
 from datetime import timedelta
@@ -126,15 +127,17 @@ def test_admin_review_in_chromium(browser, live_server):
     assert "Site administration" in browser.title
     assert "Authentication events" in _text(browser, "#content-main")
 
-    # The dashboard: the chart, the tops, nobody locked yet.
+    # The dashboard: guessing apart from routine failures, nobody locked yet.
     browser.get(f"{url}/admin/auth401/authevent/dashboard/")
-    _wait(browser, "#auth401-per-hour")
+    _wait(browser, "#auth401-guessing")
     assert _text(browser, "h1") == "Authentication failures dashboard"
-    assert len(browser.find_elements("css selector", "#auth401-per-hour svg rect.bar")) == 24
-    assert "7 failures since" in _text(browser, "#auth401-per-hour")
-    assert "credentials_invalid 3" in _text(browser, "#auth401-top-codes")
+    assert len(browser.find_elements("css selector", "#auth401-guessing svg rect.bar")) == 24
+    assert "4 failures since" in _text(browser, "#auth401-guessing")
+    assert "3 failures since" in _text(browser, "#auth401-routine")
+    assert "credentials_invalid 3" in _text(browser, "#auth401-guessing")
+    assert "token_expired 2" in _text(browser, "#auth401-routine")
     assert "203.0.113.5 3" in _text(browser, "#auth401-top-ips")
-    assert "bob 7" in _text(browser, "#auth401-top-usernames")
+    assert "bob 4" in _text(browser, "#auth401-top-usernames")
     assert "No account is locked." in _text(browser, "#auth401-locked")
 
     # From the dashboard to the changelist, then filter it by a code.
@@ -150,7 +153,7 @@ def test_admin_review_in_chromium(browser, live_server):
     assert codes == ["token_expired", "token_expired"]
     assert "2 authentication events" in _text(browser, ".paginator")
 
-    # Lock bob through the user list's action.
+    # Lock bob from the user list: the action asks why and until when first.
     browser.get(f"{url}/admin/auth/user/")
     _wait(browser, "#result_list")
     row = browser.find_element("xpath", "//tr[.//th//a[text()='bob']]")
@@ -159,23 +162,66 @@ def test_admin_review_in_chromium(browser, live_server):
         "auth401_lock"
     )
     _submit_and_wait(
-        browser, browser.find_element("css selector", "button[name=index]"), ".messagelist"
+        browser,
+        browser.find_element("css selector", "button[name=index]"),
+        "#auth401-account-action-form",
+    )
+    assert _text(browser, "h1") == "Lock accounts"
+    assert _text(browser, "#auth401-subjects") == "bob"
+    reason = browser.find_element("css selector", "#id_reason")
+    assert reason.get_attribute("required") == "true"  # the browser refuses an empty reason
+    browser.find_element("css selector", "input[name=apply]").click()
+    assert browser.execute_script("return arguments[0].validity.valueMissing", reason)
+    assert AccountStatus.objects.filter(user=bob).count() == 0
+    browser.find_element("css selector", "#id_reason").send_keys("Phishing report")
+    Select(browser.find_element("css selector", "#id_duration")).select_by_value("24h")
+    _submit_and_wait(
+        browser, browser.find_element("css selector", "input[name=apply]"), ".messagelist"
     )
     assert "1 account locked." in _text(browser, ".messagelist")
-    assert AccountStatus.objects.get(user=bob).state == "locked"
+    status = AccountStatus.objects.get(user=bob)
+    assert (status.state, status.reason, status.changed_by) == ("locked", "Phishing report", admin)
+    assert status.locked_until is not None
 
-    # The dashboard lists bob, with an Unlock button: the screenshot, then unlock.
+    # The reason on the account's page and in the event list.
+    browser.get(f"{url}/admin/auth401/accountstatus/{status.pk}/change/")
+    _wait(browser, ".field-reason")
+    assert "Phishing report" in _text(browser, ".field-reason")
+    assert "Phishing report" in _text(browser, ".auth401-recent-events")
+    browser.get(f"{url}/admin/auth401/authevent/?kind=account")
+    _wait(browser, "#result_list")
+    cells = browser.find_elements("css selector", "#result_list tbody tr")
+    assert len(cells) == 1
+    assert [
+        cells[0].find_element("css selector", f"td.field-{name}").text
+        for name in ("code", "username", "actor", "note")
+    ] == ["admin_lock", "bob", "admin", "Phishing report"]
+
+    # The dashboard lists bob, with an Unlock button: the screenshot, then unlock with a reason.
     browser.get(f"{url}/admin/auth401/authevent/dashboard/")
     locked = _wait(browser, "#auth401-locked")
-    assert "bob" in locked.text and "admin" in locked.text  # who locked it
+    assert "bob" in locked.text and "Phishing report" in locked.text and "admin" in locked.text
     ARTIFACTS.mkdir(exist_ok=True)
     browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight"))
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     _submit_and_wait(
-        browser, locked.find_element("css selector", "button[name=unlock]"), ".messagelist"
+        browser,
+        locked.find_element("css selector", "a.auth401-unlock"),
+        "#auth401-account-action-form",
     )
-    assert "Unlocked bob." in _text(browser, ".messagelist")
+    assert _text(browser, "h1") == "Unlock accounts"
+    browser.find_element("css selector", "#id_reason").send_keys("Verified by phone")
+    _submit_and_wait(
+        browser, browser.find_element("css selector", "input[name=apply]"), ".messagelist"
+    )
+    assert browser.current_url == f"{url}/admin/auth401/authevent/dashboard/"
+    assert "1 account unlocked." in _text(browser, ".messagelist")
     assert "No account is locked." in _text(browser, "#auth401-locked")
-    status = AccountStatus.objects.get(user=bob)
-    assert (status.state, status.changed_by) == ("active", admin)
-    assert AuthEvent.objects.get(code="admin_unlock", user=bob).actor == admin
+    status.refresh_from_db()
+    assert (status.state, status.reason, status.changed_by) == (
+        "active",
+        "Verified by phone",
+        admin,
+    )
+    unlock = AuthEvent.objects.get(code="admin_unlock", user=bob)
+    assert (unlock.actor, unlock.note) == (admin, "Verified by phone")

@@ -23,8 +23,9 @@ from django.utils.html import escape
 from rest_framework.authtoken.models import Token
 
 from auth401 import accounts, checks
-from auth401.codes import CATALOGUE
 from auth401.conf import validate
+from auth401.exceptions import Auth401Error
+from auth401.forms import people_message
 from auth401.models import AccountStatus, AuthEvent
 from example_project import settings as example_settings
 from example_project._env import database_from_env
@@ -225,10 +226,10 @@ def test_browser_login_shows_detail_and_hint_as_html(
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert not response.has_header("WWW-Authenticate")
-    reason = CATALOGUE[code]
     html = response.content.decode()
-    assert escape(str(reason.detail)) in html
-    assert escape(str(reason.hint)) in html
+    detail, hint = people_message(Auth401Error(code))  # the wording for people (no end: bob)
+    assert escape(detail) in html
+    assert escape(hint) in html
     assert "_auth_user_id" not in client.session
 
 

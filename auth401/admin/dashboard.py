@@ -1,0 +1,319 @@
+"""The failures dashboard: the last 24 hours in two panels (password guessing and locks, and
+routine failures such as expired tokens), the locked accounts and the locked addresses, each
+with an Unlock button that asks why.
+
+The locked addresses come from ``auth401.lockout.locked_addresses()`` and are unlocked with
+``auth401.accounts.unlock_address()``; both are looked up when a page is drawn, so the table
+shows only where the lockout provides them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import router
+from django.db.models import Count, Q
+from django.db.models.functions import Trunc
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+
+from auth401 import accounts, lockout
+from auth401.forms import time_left
+from auth401.models import AccountStatus, AuthEvent
+from auth401.request_id import get_request_id
+
+from .actions import ACTIONS, render_form
+from .filters import guessing_codes, username_group
+from .status import account_action_url, admin_url, can_change_accounts
+
+logger = logging.getLogger("auth401")
+
+#: Rows in each "top" table of the dashboard.
+DASHBOARD_TOP = 10
+#: The HTTP statuses of failures (429 with LOCKOUT_STATUS_CODE = 429, and login_busy).
+FAILURE_STATUSES = (401, 403, 429)
+#: Locked accounts listed on the dashboard (the AccountStatus list has them all).
+DASHBOARD_LOCKED = 100
+
+
+def bars(hours: list[tuple[datetime, int]], width: int = 720, height: int = 120) -> dict:
+    """Geometry of a per-hour SVG chart: one bar per hour, a label every third hour.
+
+    Coordinates are strings, so that no locale's decimal comma reaches the SVG."""
+    top = max((count for _hour, count in hours), default=0)
+    slot = width / len(hours)
+    pad = 16  # room above the bars for the "max" label
+
+    def num(value: float) -> str:
+        return f"{value:.1f}"
+
+    result = []
+    for i, (hour, count) in enumerate(hours):
+        bar_height = count / top * height if top else 0
+        local = timezone.localtime(hour)
+        result.append(
+            {
+                "hour": local,
+                "count": count,
+                "x": num(i * slot + 1),
+                "y": num(pad + height - bar_height),
+                "width": num(slot - 2),
+                "height": num(bar_height),
+                "label_x": num(i * slot + slot / 2),
+                "label": local.strftime("%H:%M") if i % 3 == 0 else "",
+            }
+        )
+    return {
+        "bars": result,
+        "max": top,
+        "width": str(width),
+        "view_height": str(pad + height + 20),
+        "axis_y": str(pad + height),
+        "label_y": str(pad + height + 15),
+    }
+
+
+def failure_counts(since: datetime) -> dict[str, Any]:
+    """Failures since ``since``, split into password guessing and locks (``guessing``) and
+    the rest (``routine``): per kind a count per UTC hour and per code; for guessing also the
+    ``DASHBOARD_TOP`` client IPs and usernames (normalised as the lockout counts them).
+
+    Three aggregate queries over the window: (hour, code), whose few hundred rows give the
+    hours and the codes of both kinds, then one per client IP and one per username."""
+    using = router.db_for_read(AuthEvent)
+    guessing = guessing_codes()
+    window = AuthEvent.objects.using(using).filter(created_at__gte=since)
+    failures = window.filter(Q(status_code__in=FAILURE_STATUSES) | Q(code__in=guessing))
+    kinds: dict[str, dict[str, Any]] = {
+        kind: {"hours": {}, "codes": {}} for kind in ("guessing", "routine")
+    }
+    for hour, code, n in (
+        failures.annotate(hour=Trunc("created_at", "hour", tzinfo=UTC))
+        .order_by()
+        .values_list("hour", "code")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "code", "n")
+    ):
+        kind = kinds["guessing" if code in guessing else "routine"]
+        hour = hour.astimezone(UTC)
+        kind["hours"][hour] = kind["hours"].get(hour, 0) + n
+        kind["codes"][code] = kind["codes"].get(code, 0) + n
+    guesses = window.filter(code__in=guessing)
+    top_ips = list(
+        guesses.exclude(ip__isnull=True)
+        .order_by()
+        .values_list("ip")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "ip")[:DASHBOARD_TOP]
+    )
+    top_usernames = list(
+        guesses.exclude(username="")
+        .annotate(name=username_group())
+        .order_by()
+        .values_list("name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "name")[:DASHBOARD_TOP]
+    )
+    return {"kinds": kinds, "ip": top_ips, "username": top_usernames}
+
+
+def dashboard_data(now: datetime, *, changelist: str = "") -> dict[str, Any]:
+    """The dashboard's numbers for the last 24 hours, counted in whole clock hours (from the
+    start of the hour 23 hours ago until now)."""
+    this_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    since = this_hour - timedelta(hours=23)
+    counts = failure_counts(since)
+    hours = [since + timedelta(hours=i) for i in range(24)]
+
+    def link(params: dict[str, str]) -> str:
+        return f"{changelist}?{urlencode({**params, 'created': '24h'})}"
+
+    def top(pairs: list[tuple[Any, int]], param: str, kind: str) -> list[dict[str, Any]]:
+        return [
+            {"value": value, "count": n, "url": link({param: value, "kind": kind})}
+            for value, n in pairs
+        ]
+
+    panels = []
+    for kind, title in (
+        ("guessing", _("Password guessing and locks")),
+        ("routine", _("Routine failures (expired tokens, missing credentials…)")),
+    ):
+        data = counts["kinds"][kind]
+        per_hour = [(hour, data["hours"].get(hour, 0)) for hour in hours]
+        codes = sorted(data["codes"].items(), key=lambda item: (-item[1], item[0]))
+        panels.append(
+            {
+                "kind": kind,
+                "title": title,
+                "chart": bars(per_hour),
+                "total": sum(n for _hour, n in per_hour),
+                "top_codes": top(codes[:DASHBOARD_TOP], "code", kind),
+                "url": link({"kind": kind}),
+            }
+        )
+    return {
+        "panels": panels,
+        "top_ips": top(counts["ip"], "q", "guessing"),
+        "top_usernames": top(counts["username"], "q", "guessing"),
+        "window_start": since,
+    }
+
+
+def locked_accounts(site: admin.AdminSite, now: datetime, back: str) -> dict[str, Any]:
+    locked = AccountStatus.objects.filter(state=AccountStatus.State.LOCKED).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__gt=now)
+    )
+    rows = list(
+        locked.select_related("user", "changed_by").order_by("-changed_at", "-pk")[
+            : DASHBOARD_LOCKED + 1
+        ]
+    )
+    user_model = get_user_model()
+    return {
+        "rows": [
+            {
+                "status": row,
+                "user_url": admin_url(site, user_model, "change", row.user_id),
+                "status_url": admin_url(site, AccountStatus, "change", row.pk),
+                "unlock_url": account_action_url(site, row.user_id, "unlock", back),
+            }
+            for row in rows[:DASHBOARD_LOCKED]
+        ],
+        "more": len(rows) > DASHBOARD_LOCKED,
+        "all_url": (admin_url(site, AccountStatus, "changelist") or "") + "?state__exact=locked",
+    }
+
+
+def locked_addresses(request: HttpRequest, unlock_url: str) -> dict[str, Any] | None:
+    """The lockout's locked addresses, or None where the lockout cannot list them."""
+    finder = getattr(lockout, "locked_addresses", None)
+    if finder is None:
+        return None
+    try:
+        found = list(finder())
+    except Exception:
+        logger.exception(
+            "auth401 admin: listing locked addresses failed (request %s)",
+            get_request_id(request),
+        )
+        return {"rows": [], "error": True}
+    can_unlock = getattr(accounts, "unlock_address", None) is not None
+    return {
+        "rows": [
+            {
+                "address": row.address,
+                "time_left": time_left(row.seconds_left) if row.seconds_left else "",
+                "failures": row.failures,
+                "unlock_url": f"{unlock_url}?{urlencode({'address': row.address})}"
+                if can_unlock
+                else "",
+            }
+            for row in found[:DASHBOARD_LOCKED]
+        ],
+        "more": len(found) > DASHBOARD_LOCKED,
+        "error": False,
+    }
+
+
+def _urls(model_admin: admin.ModelAdmin) -> dict[str, str]:
+    name = model_admin.admin_site.name
+    return {
+        "dashboard": reverse("admin:auth401_authevent_dashboard", current_app=name),
+        "changelist": reverse("admin:auth401_authevent_changelist", current_app=name),
+        "unlock_address": reverse("admin:auth401_authevent_unlock_address", current_app=name),
+    }
+
+
+def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    now = timezone.now()
+    urls = _urls(model_admin)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Authentication failures dashboard"),
+        "subtitle": None,
+        "opts": model_admin.opts,
+        "now": now,
+        **dashboard_data(now, changelist=urls["changelist"]),
+        "locked": locked_accounts(model_admin.admin_site, now, urls["dashboard"]),
+        "addresses": locked_addresses(request, urls["unlock_address"]),
+        "can_unlock": can_change_accounts(request),
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/auth401/authevent/dashboard.html", context)
+
+
+def _address(value: str) -> str | None:
+    """The address or network as the lockout names it, or None when it is neither."""
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value.strip(), strict=False))
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def unlock_address_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """Unlock a client address (or network) with a reason, through
+    ``auth401.accounts.unlock_address(address, by=..., reason=...)``."""
+    if not can_change_accounts(request):
+        raise PermissionDenied
+    unlock = getattr(accounts, "unlock_address", None)
+    if unlock is None:
+        raise Http404(_("Addresses cannot be unlocked here."))
+    raw = request.POST.get("address") or request.GET.get("address") or ""
+    address = _address(raw)
+    if address is None:
+        raise Http404(_("No such address."))
+    urls = _urls(model_admin)
+    action = ACTIONS["unlock"]
+    if request.method == "POST":
+        form = action.form(request.POST)
+        if form.is_valid():
+            try:
+                unlocked = unlock(address, by=request.user, reason=form.cleaned_data["reason"])
+            except Exception:
+                logger.exception(
+                    "auth401 admin: unlocking an address failed (request %s)",
+                    get_request_id(request),
+                )
+                messages.error(
+                    request,
+                    _(
+                        "Could not unlock %(address)s: the change was not recorded. The error "
+                        "is in the server log with request id %(request_id)s."
+                    )
+                    % {"address": address, "request_id": get_request_id(request)},
+                )
+            else:
+                if unlocked:
+                    messages.success(request, _("Unlocked %(address)s.") % {"address": address})
+                else:
+                    messages.warning(
+                        request, _("%(address)s was not locked.") % {"address": address}
+                    )
+            return HttpResponseRedirect(urls["dashboard"])
+    else:
+        form = action.form()
+    return render_form(
+        request,
+        model_admin,
+        action,
+        form,
+        subjects=[address],
+        hidden=[("address", address)],
+        cancel_url=urls["dashboard"],
+        title=_("Unlock a client address"),
+    )
