@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone, translation
+from rest_framework.response import Response
 
 from .conf import app_settings
 from .exceptions import Auth401Error
@@ -130,17 +131,27 @@ FORMATS: dict[str, tuple[str, Callable[[HttpRequest, Auth401Error, int], dict[st
 }
 
 
-def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> HttpResponse:
+class FailureResponse(Response):
+    """A DRF ``Response`` whose body is always the failure's JSON, in its format's media
+    type, whatever renderer the view negotiated (the browsable API included): a client gets
+    the same answer whatever it sent in ``Accept``.  It is rendered when built, so the
+    middleware can return it from outside a view; ``render()`` is then a no-op."""
+
+    @property
+    def rendered_content(self) -> bytes:
+        return json.dumps(self.data, ensure_ascii=False).encode()
+
+
+def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> Response:
     """The complete response for ``failure``: status, body and every header."""
     req = http_request(request)
     failure = effective(failure)
     status = failure.reason.status_code()
     content_type, build = FORMATS[app_settings.RESPONSE_FORMAT]
     body = build(req, failure, status)
-    response = HttpResponse(
-        json.dumps(body, ensure_ascii=False), status=status, content_type=content_type
-    )
-    response.data = body  # type: ignore[attr-defined]  # like DRF's Response, for callers
+    response = FailureResponse(body, status=status, content_type=content_type)
+    response.render()
+    response["Content-Type"] = content_type
     response["Cache-Control"] = "no-store"
     response[REQUEST_ID_HEADER] = body["request_id"]
     if status == 401:
