@@ -108,10 +108,14 @@ class _Auth401Mixin:
             ) from exc
 
     def _check_account(self, user: Any, **kwargs: Any) -> None:
-        """The account-state gate once credentials have proved who the caller is."""
+        """The account-state gate once credentials have proved who the caller is.  An
+        inactive user is refused with ``AuthenticationFailed``, the type DRF and simplejwt
+        raise for one (auth401 answers 403 over HTTP)."""
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
-            failure.user = user  # for the audit row
+            if failure.code == "account_inactive":
+                failure = failure.as_type(AuthenticationError)
+            failure.user = user  # type: ignore[attr-defined]  # for the audit row
             raise failure
 
 

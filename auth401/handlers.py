@@ -110,7 +110,7 @@ def _own_message(exc: Exception) -> str | None:
     if not isinstance(detail, str) or not detail:
         return None
     defaults = {str(getattr(cls, "default_detail", "")) for cls in type(exc).__mro__}
-    return None if detail in defaults else str(detail)
+    return None if detail in defaults else detail  # an ErrorDetail keeps its code
 
 
 def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone, translation
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 
 from .conf import app_settings
@@ -88,6 +89,14 @@ def _members(request: HttpRequest, failure: Auth401Error, status: int) -> dict[s
     return members
 
 
+def _detail(failure: Auth401Error) -> ErrorDetail:
+    """``detail`` as DRF gives it in ``response.data`` (a str with ``.code``), so code that
+    reads ``response.data["detail"].code`` keeps working; in JSON it is a plain string.  The
+    body's ``code`` member is always the catalogue's."""
+    own = getattr(failure.custom_detail, "code", None)  # a view's own message keeps its code
+    return ErrorDetail(failure.render_detail(), code=own or failure.code)
+
+
 def _docs_url(code: str) -> str | None:
     template = app_settings.DOCS_URL
     return template.replace("{code}", code) if template else None  # no other braces read
@@ -98,7 +107,7 @@ def _auth401_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
         "status": status,
         "error": failure.reason.title(),
         "code": failure.code,
-        "detail": failure.render_detail(),
+        "detail": _detail(failure),
         "hint": failure.render_hint(),
         "request_id": get_request_id(request),
     }
@@ -114,7 +123,7 @@ def _problem_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
         "type": _docs_url(failure.code) or "about:blank",
         "title": failure.reason.title(),
         "status": status,
-        "detail": failure.render_detail(),
+        "detail": _detail(failure),
         "instance": request.path,
         "code": failure.code,
         "hint": failure.render_hint(),

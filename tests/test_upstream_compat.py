@@ -288,18 +288,31 @@ def test_jwt_user_model_is_the_user_model():
 
 
 @pytest.mark.django_db
-def test_token_obtain_with_a_mock_request_context(user):
-    context = {"request": mock.MagicMock()}
-    good = TokenObtainPairSerializer(
-        context=context, data={"username": "alice", "password": PASSWORD}
-    )
+@pytest.mark.parametrize("whole_context", [True, False], ids=["mock-context", "mock-request"])
+def test_token_obtain_with_a_mock_request_context(user_factory, whole_context):
+    user = user_factory()
+    user_factory("inactive", is_active=False)
+
+    def serializer(username: str, password: str) -> TokenObtainPairSerializer:
+        context = mock.MagicMock() if whole_context else {"request": mock.MagicMock()}
+        data = {"username": username, "password": password}
+        return TokenObtainPairSerializer(context=context, data=data)
+
+    good = serializer("alice", PASSWORD)
     assert good.is_valid(), good.errors
     assert AccessToken(good.validated_data["access"])["user_id"] == str(user.pk)
 
-    bad = TokenObtainPairSerializer(context=context, data={"username": "alice", "password": "x"})
-    with pytest.raises(drf_exceptions.AuthenticationFailed) as refused:
-        bad.is_valid()
-    assert refused.value.status_code == 401
+    for username, password, code in [
+        ("alice", "wrong", "credentials_invalid"),
+        ("missing", "pass", "credentials_invalid"),
+        ("inactive", PASSWORD, "account_inactive"),
+    ]:
+        with pytest.raises(drf_exceptions.AuthenticationFailed) as refused:
+            serializer(username, password).is_valid()
+        assert (refused.value.status_code, refused.value.get_codes()) == (
+            401,
+            "no_active_account",
+        ), code
 
 
 # 10. a third-party authenticator keeps its message, and its 401 has a challenge
