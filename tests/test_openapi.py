@@ -272,7 +272,7 @@ def test_refresh_schema_is_auth401_serializer_answer(
     # as at start-up: simplejwt's serializers bound its settings object at import
     monkeypatch.setattr(jwt_serializers, "api_settings", jwt_settings.api_settings)
     schema = fetch_schema(client)
-    refresh = {"type": "string", "minLength": 1}
+    refresh = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"}
     if not rotate:
         refresh["writeOnly"] = True
     assert _component(schema, "/api/token/refresh/") == {
@@ -295,7 +295,7 @@ def test_refresh_schema_is_auth401_serializer_answer(
 @pytest.mark.urls("example_project.urls")
 def test_obtain_schema_refuses_blank_credentials(openapi, client, db):
     schema = fetch_schema(client)
-    write = {"type": "string", "writeOnly": True, "minLength": 1}
+    write = {"type": "string", "writeOnly": True, "minLength": 1, "pattern": "^[^\\u0000]*$"}
     read = {"type": "string", "readOnly": True}
     assert _component(schema, "/api/token/") == {
         "type": "object",

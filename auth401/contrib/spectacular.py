@@ -280,14 +280,19 @@ class Auth401SessionScheme(SessionScheme):
     target_class = "auth401.authentication.SessionAuthentication"
 
 
+#: DRF's CharField refuses "\x00" (ProhibitNullCharactersValidator)
+NO_NUL = "^[^\\u0000]*$"
+
+
 def _token_fields(**fields: dict[str, Any]) -> dict[str, Any]:
     """An object schema of string fields: ``{"name": {"readOnly"|"writeOnly": True}}``.
-    Fields a client sends are ``minLength: 1`` (simplejwt refuses a blank one with a 400)."""
+    Fields a client sends are ``minLength: 1`` and hold no NUL: DRF's ``CharField`` refuses
+    a blank value and a null character with a 400."""
     properties: dict[str, Any] = {}
     for name, flags in fields.items():
         field: dict[str, Any] = {"type": "string", **flags}
         if not flags.get("readOnly"):
-            field["minLength"] = 1
+            field.update(minLength=1, pattern=NO_NUL)
         properties[name] = field
     return {"type": "object", "properties": properties, "required": sorted(properties)}
 
