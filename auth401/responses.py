@@ -133,10 +133,31 @@ def _problem_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
     return body
 
 
+def _standardized_errors_body(
+    request: HttpRequest, failure: Auth401Error, status: int
+) -> dict[str, Any]:
+    """drf-standardized-errors' shape (``type``, ``errors[]`` of ``code``, ``detail``,
+    ``attr``), each error also carrying auth401's ``hint``, ``request_id`` and the optional
+    members; ``code`` is the catalogue's, as in the other formats."""
+    error: dict[str, Any] = {
+        "code": failure.code,
+        "detail": _detail(failure),
+        "attr": None,
+        "hint": failure.render_hint(),
+        "request_id": get_request_id(request),
+    }
+    error.update(_members(request, failure, status))
+    docs = _docs_url(failure.code)
+    if docs:
+        error["docs"] = docs
+    return {"type": "client_error", "errors": [error]}
+
+
 # RESPONSE_FORMAT -> (Content-Type, body builder)
 FORMATS: dict[str, tuple[str, Callable[[HttpRequest, Auth401Error, int], dict[str, Any]]]] = {
     "auth401": ("application/json", _auth401_body),
     "problem": ("application/problem+json", _problem_body),
+    "standardized_errors": ("application/json", _standardized_errors_body),
 }
 
 
@@ -162,11 +183,12 @@ def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = 
     response.render()
     response["Content-Type"] = content_type
     response["Cache-Control"] = "no-store"
-    response[REQUEST_ID_HEADER] = body["request_id"]
+    response[REQUEST_ID_HEADER] = get_request_id(req)
     if status == 401:
         listed = list(challenge_list)
         if listed:
             response["WWW-Authenticate"] = ", ".join(listed)
-    if "retry_after" in body:
-        response["Retry-After"] = str(body["retry_after"])
+    retry_after = _members(req, failure, status).get("retry_after")
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response

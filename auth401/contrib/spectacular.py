@@ -143,10 +143,39 @@ VALIDATION_TEXT = (
     "credentials were checked, nothing was counted)."
 )
 
+STANDARDIZED_COMPONENT = "Auth401StandardizedError"
+STANDARDIZED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "auth401's body in drf-standardized-errors' shape (RESPONSE_FORMAT = "
+    "'standardized_errors'): one error, whose `code` is auth401's. " + PLAIN_VIEWS,
+    "properties": {
+        "type": {"type": "string", "enum": ["client_error"]},
+        "errors": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": _CODE_REF,
+                    "detail": {"type": "string", "description": "What went wrong (translated)."},
+                    "attr": {"type": "string", "nullable": True, "enum": [None]},
+                    **_SHARED_MEMBERS,
+                    **_OPTIONAL_MEMBERS,
+                    "docs": ERROR_SCHEMA["properties"]["docs"],
+                },
+                "required": ["code", "detail", "attr", "hint", "request_id"],
+            },
+        },
+    },
+    "required": ["type", "errors"],
+}
+
 #: RESPONSE_FORMAT -> (media type, component name, schema)
 FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "auth401": ("application/json", ERROR_COMPONENT, ERROR_SCHEMA),
     "problem": ("application/problem+json", PROBLEM_COMPONENT, PROBLEM_SCHEMA),
+    "standardized_errors": ("application/json", STANDARDIZED_COMPONENT, STANDARDIZED_SCHEMA),
 }
 
 _STRING = {"schema": {"type": "string"}}
