@@ -136,7 +136,7 @@ def test_render_is_a_rendered_drf_response_in_each_format(
     )
 
 
-# -- OpenAPI: drf-standardized-errors' responses and auth401's, together ----------------------------
+# -- OpenAPI: drf-standardized-errors' responses and auth401's, together -------------------------
 
 
 class Thing(serializers.Serializer):
