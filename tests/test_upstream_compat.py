@@ -5,6 +5,8 @@ honoured, and no crash where upstream does not crash.  One test per compatibilit
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -369,3 +371,38 @@ def test_realm_only_challenge_named_after_the_class_when_nothing_else_answers(se
     response = Keyed.as_view()(factory.get("/api/keyed/", HTTP_X_API_KEY="wrong"))
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'ThirdPartyKey realm="api"'
+
+
+# docs/compatibility.md lists exactly the expected differences of the upstream suites
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = ROOT / ".ci" / "upstream_expected_failures.txt"
+COMPATIBILITY = ROOT / "docs" / "compatibility.md"
+
+
+def differences() -> dict[str, list[str]]:
+    """``key: reason`` -> the upstream tests it explains, from the CI list."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in EXPECTED.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if text.startswith("# ") and re.match(r"# [a-z0-9-]+: ", text):
+            current = text[2:]
+            found[current] = []
+        elif text and not text.startswith("#"):
+            assert current is not None, text
+            found[current].append(text)
+    return found
+
+
+@pytest.mark.skipif(not EXPECTED.exists(), reason="the CI list is not in this checkout")
+def test_compatibility_page_lists_exactly_the_expected_differences():
+    listed = differences()
+    assert listed and all(listed.values()), "every difference explains at least one test"
+    block = "\n".join(
+        f"- **{key}**: {reason}" for key, reason in (d.split(": ", 1) for d in listed)
+    )
+    text = COMPATIBILITY.read_text(encoding="utf-8")
+    start = text.index("<!-- differences:start -->\n") + len("<!-- differences:start -->\n")
+    end = text.index("<!-- differences:end -->")
+    assert text[start:end] == block + "\n"
