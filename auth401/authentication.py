@@ -108,13 +108,13 @@ class _Auth401Mixin:
             ) from exc
 
     def _check_account(self, user: Any, **kwargs: Any) -> None:
-        """The account-state gate once credentials have proved who the caller is.  An
-        inactive user is refused with ``AuthenticationFailed``, the type DRF and simplejwt
-        raise for one (auth401 answers 403 over HTTP)."""
+        """The account-state gate once credentials have proved who the caller is.  Raised
+        from ``authenticate()``, a refusal is ``AuthenticationFailed``, the type DRF and
+        simplejwt raise there (an inactive user's, a locked account's: auth401 answers 403
+        over HTTP, ``exc.status_code`` says so)."""
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
-            if failure.code == "account_inactive":
-                failure = failure.as_type(AuthenticationError)
+            failure = failure.as_type(AuthenticationError)
             failure.user = user  # type: ignore[attr-defined]  # for the audit row
             raise failure
 
@@ -316,7 +316,9 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
             failure = stashed_failure(request) or Auth401Error(
                 "credentials_invalid", scheme="Basic"
             )
-            raise failure from exc
+            # DRF raises AuthenticationFailed for every refused login here (a locked or
+            # inactive account's too); auth401's code and status ride on it.
+            raise failure.as_type(AuthenticationError) from exc
         if not isinstance(getattr(user, "backend", None), str) or not user.backend.endswith(
             Auth401Backend.__name__
         ):
