@@ -164,7 +164,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         )
         return user, validated_token
 
-    def get_header(self, request: Request) -> bytes | None:
+    def get_header(self, request: Request) -> bytes | None:  # type: ignore[override]
         if simplejwt.api_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION":
             return super().get_header(request)
         return self._header(request) or None
@@ -263,7 +263,7 @@ class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
         return self._parse_guard(request, super().authenticate)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        model = self.get_model()
+        model: Any = self.get_model()
         try:
             if "\x00" in key:
                 raise model.DoesNotExist  # PostgreSQL refuses NUL in text: not a 500
@@ -309,7 +309,7 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
         self, userid: str, password: str, request: Request | None = None
     ) -> tuple[Any, None]:
         if request is not None:
-            request.auth401_scheme = "Basic"  # read by Auth401Backend for its answers
+            request.auth401_scheme = "Basic"  # type: ignore[attr-defined]  # read by Auth401Backend
         try:
             user, _ = super().authenticate_credentials(userid, password, request)
         except drf_exceptions.AuthenticationFailed as exc:

@@ -160,7 +160,7 @@ class _UpstreamDetail:
         return {"detail": {"detail": text, **self._upstream}, "code": None}
 
 
-class TokenAuthenticationFailed(
+class TokenAuthenticationFailed(  # type: ignore[misc]  # default_detail: str vs lazy str
     _UpstreamDetail, AuthenticationError, jwt_exceptions.AuthenticationFailed
 ):
     """simplejwt's ``AuthenticationFailed`` (user not found, inactive, password changed)."""

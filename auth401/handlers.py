@@ -46,7 +46,7 @@ def view_authenticators(request: Any) -> list[Any]:
     """The view's authenticators; for views with none (simplejwt's token views), DRF's
     default classes, so that their 401s still carry the API's challenges."""
     found = list(getattr(request, "authenticators", None) or ())
-    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
 
 
 def accepted_schemes(authenticators: list[Any], request: Any) -> list[str]:
@@ -161,7 +161,7 @@ def challenges_for(request: Any, failure: Auth401Error, authenticators: list[Any
     realm-only ones named after the view's classes.  A 401 always has one (RFC 9110)."""
     listed = responses.challenges(request, authenticators, failure)
     if not listed:
-        defaults = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        defaults = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
         listed = responses.challenges(request, defaults, failure)
         listed = listed or realm_challenges(authenticators) or ['Bearer realm="api"']
     return listed

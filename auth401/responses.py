@@ -168,7 +168,7 @@ class FailureResponse(Response):
     middleware can return it from outside a view; ``render()`` is then a no-op."""
 
     @property
-    def rendered_content(self) -> bytes:
+    def rendered_content(self) -> bytes:  # type: ignore[override]  # DRF's is bytes too
         return json.dumps(self.data, ensure_ascii=False).encode()
 
 

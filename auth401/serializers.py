@@ -70,13 +70,13 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             )
             failure.user = user  # type: ignore[attr-defined]  # for the audit row
             raise failure
-        failure = failure_for(
+        refused = failure_for(
             user,
             scheme="Bearer",
             issued_at=issued_at(refresh.payload),
             password_bound=True,
             check_active=False,  # the rule above decided that
         )
-        if failure is not None:
-            failure.user = user  # type: ignore[attr-defined]
-            raise failure
+        if refused is not None:
+            refused.user = user  # type: ignore[attr-defined]
+            raise refused

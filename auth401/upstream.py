@@ -7,7 +7,7 @@ down to PyJWT.  Message text is never looked at: it is translated and it changes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,7 +119,7 @@ def issued_at(claims: dict[str, Any]) -> datetime:
     return claim_time(claims, "iat") or EPOCH
 
 
-def token_error_messages(errors: list[tuple[Any, BaseException]]) -> list[dict[str, Any]]:
+def token_error_messages(errors: Sequence[tuple[Any, BaseException]]) -> list[dict[str, Any]]:
     """simplejwt's ``InvalidToken.detail["messages"]``: one per token class tried."""
     return [
         {
