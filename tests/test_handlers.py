@@ -529,3 +529,29 @@ def test_plain_view_with_credentials_it_cannot_use_is_scheme_unsupported(client,
     assert not response.has_header("Location")
     row = AuthEvent.objects.get()
     assert (row.code, row.status_code, row.path) == ("scheme_unsupported", 401, "/api/legacy/")
+
+
+# -- simplejwt's token views: a time claim that overflows simplejwt's checks --------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("error", [OverflowError("timestamp out of range"), ValueError("year")])
+def test_token_view_claim_overflow_is_token_invalid_not_a_500(error):
+    """simplejwt's verify and blacklist views catch TokenError only; the overflow of a signed
+    token's exp/nbf/iat reaches the handler, which answers token_invalid."""
+    from rest_framework_simplejwt.views import TokenVerifyView
+
+    request = APIRequestFactory().post("/api/token/verify/", {}, format="json")
+    response = exception_handler(error, {"request": request, "view": TokenVerifyView()})
+    assert response.status_code == 401
+    assert response.data["code"] == "token_invalid"
+    assert response.data["detail"] == "The token is not valid: it could not be verified."
+    assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
+
+
+def test_the_same_error_elsewhere_is_not_an_authentication_failure():
+    class Other(APIView):
+        pass
+
+    request = APIRequestFactory().get("/api/other/")
+    assert exception_handler(OverflowError("x"), {"request": request, "view": Other()}) is None
