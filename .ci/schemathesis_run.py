@@ -97,7 +97,7 @@ def findings(ndjson: Path) -> tuple[set[tuple[str, str, str]], int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=100)
+    parser.add_argument("--max-examples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("extra", nargs="*", help="more schemathesis options (after --)")
@@ -107,8 +107,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env["PYTHONPATH"] = os.pathsep.join([str(work), str(ROOT)])
     env["DJANGO_SETTINGS_MODULE"] = "schemathesis_settings"
+    secret = secrets.token_urlsafe(48)
+    # as a deployment runs it: DEBUG off, its own signing key (read by the example settings)
+    env.update(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secret)
     (work / "schemathesis_settings.py").write_text(
-        SETTINGS.format(db=str(work / "db.sqlite3"), secret=secrets.token_urlsafe(48))
+        SETTINGS.format(db=str(work / "db.sqlite3"), secret=secret)
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     gunicorn = None

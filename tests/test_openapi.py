@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from auth401.codes import CATALOGUE, REASONS
-from auth401.contrib.spectacular import AutoSchema
+from auth401.contrib.spectacular import NOT_BLANK, AutoSchema
 from example_project import settings as example_settings
 
 SCHEMA_CLASS = "auth401.contrib.spectacular.AutoSchema"
@@ -272,7 +272,7 @@ def test_refresh_schema_is_auth401_serializer_answer(
     # as at start-up: simplejwt's serializers bound its settings object at import
     monkeypatch.setattr(jwt_serializers, "api_settings", jwt_settings.api_settings)
     schema = fetch_schema(client)
-    refresh = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"}
+    refresh = {"type": "string", "minLength": 1, "pattern": NOT_BLANK}
     if not rotate:
         refresh["writeOnly"] = True
     assert _component(schema, "/api/token/refresh/") == {
@@ -295,7 +295,7 @@ def test_refresh_schema_is_auth401_serializer_answer(
 @pytest.mark.urls("example_project.urls")
 def test_obtain_schema_refuses_blank_credentials(openapi, client, db):
     schema = fetch_schema(client)
-    write = {"type": "string", "writeOnly": True, "minLength": 1, "pattern": "^[^\\u0000]*$"}
+    write = {"type": "string", "writeOnly": True, "minLength": 1, "pattern": NOT_BLANK}
     read = {"type": "string", "readOnly": True}
     assert _component(schema, "/api/token/") == {
         "type": "object",
@@ -327,3 +327,16 @@ def test_plain_views_under_the_api_prefix_are_described(openapi, client, db):
     assert 'Session realm=\\"api\\"' not in component["description"]
     assert 'Session realm="api"' in component["description"]
     assert "`scheme_unsupported`" in component["description"]
+
+
+@pytest.mark.parametrize(
+    "value", ["a", " a ", "\x85", "  ", "\x00a", "", "\u3000", "to\u3000ken", "\ufeff", "\x1c"]
+)
+def test_not_blank_pattern_is_what_drf_char_fields_accept(value):
+    field = serializers.CharField()
+    try:
+        field.run_validation(value)
+        accepted = True
+    except serializers.ValidationError:
+        accepted = False
+    assert bool(re.search(NOT_BLANK, value)) == accepted

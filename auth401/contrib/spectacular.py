@@ -309,19 +309,21 @@ class Auth401SessionScheme(SessionScheme):
     target_class = "auth401.authentication.SessionAuthentication"
 
 
-#: DRF's CharField refuses "\x00" (ProhibitNullCharactersValidator)
-NO_NUL = "^[^\\u0000]*$"
+#: what DRF's CharField strips (``str.strip``): a value of only these is blank once trimmed
+_SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: DRF's CharField refuses a NUL (ProhibitNullCharactersValidator) and a blank value
+NOT_BLANK = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
 
 
 def _token_fields(**fields: dict[str, Any]) -> dict[str, Any]:
     """An object schema of string fields: ``{"name": {"readOnly"|"writeOnly": True}}``.
-    Fields a client sends are ``minLength: 1`` and hold no NUL: DRF's ``CharField`` refuses
-    a blank value and a null character with a 400."""
+    Fields a client sends are ``minLength: 1``, hold no NUL and something besides whitespace:
+    DRF's ``CharField`` refuses a null character, and a value blank once trimmed, with a 400."""
     properties: dict[str, Any] = {}
     for name, flags in fields.items():
         field: dict[str, Any] = {"type": "string", **flags}
         if not flags.get("readOnly"):
-            field.update(minLength=1, pattern=NO_NUL)
+            field.update(minLength=1, pattern=NOT_BLANK)
         properties[name] = field
     return {"type": "object", "properties": properties, "required": sorted(properties)}
 
