@@ -70,7 +70,11 @@ def expected_failures() -> dict[str, str]:
 
 def sdist(distribution: str, version: str) -> Path:
     """The extracted sdist of ``distribution==version`` (downloaded once into the cache)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
+    global CACHE
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home: download into a temporary directory
+        CACHE = Path(tempfile.mkdtemp(prefix="auth401-upstream-cache-"))
     normalised = distribution.replace("-", "_")
     archives = [
         p
