@@ -65,6 +65,8 @@ class _Auth401Mixin:
 
     auth401_scheme = ""
     www_authenticate_realm = "api"
+    #: the exception type of an account-state refusal raised from ``authenticate()``
+    refusal_type: type[Auth401Error] = AuthenticationError
 
     def auth401_schemes(self) -> tuple[str, ...]:
         return (self.auth401_scheme,)
@@ -114,7 +116,7 @@ class _Auth401Mixin:
         over HTTP, ``exc.status_code`` says so)."""
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
-            failure = failure.as_type(AuthenticationError)
+            failure = failure.as_type(self.refusal_type)
             failure.user = user  # type: ignore[attr-defined]  # for the audit row
             raise failure
 
@@ -130,6 +132,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
     """
 
     auth401_scheme = "Bearer"
+    refusal_type = TokenAuthenticationFailed  # simplejwt's AuthenticationFailed, as get_user's
 
     def auth401_schemes(self) -> tuple[str, ...]:
         types = simplejwt.api_settings.AUTH_HEADER_TYPES

@@ -406,3 +406,25 @@ def test_compatibility_page_lists_exactly_the_expected_differences():
     start = text.index("<!-- differences:start -->\n") + len("<!-- differences:start -->\n")
     end = text.index("<!-- differences:end -->")
     assert text[start:end] == block + "\n"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("state", "code", "status"),
+    [("locked", "account_locked", 403), ("suspended", "account_suspended", 403)],
+)
+def test_account_state_refusals_from_authenticate_are_upstream_types(
+    account_factory, state, code, status
+):
+    user = account_factory(state)
+    token = AccessToken.for_user(user)
+    request = factory.get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    with pytest.raises(jwt_exceptions.AuthenticationFailed) as by_jwt:
+        JWTAuthentication().authenticate(request)
+    assert (by_jwt.value.code, by_jwt.value.status_code) == (code, status)
+    assert by_jwt.value.detail["code"] == "authentication_failed"
+
+    key = Token.objects.create(user=user).key
+    with pytest.raises(drf_exceptions.AuthenticationFailed) as by_key:
+        TokenAuthentication().authenticate_credentials(key)
+    assert (by_key.value.code, by_key.value.status_code) == (code, status)
