@@ -196,6 +196,7 @@ def failure_for(
     issued_at: datetime | None = None,
     revoked_code: str = "token_revoked",
     password_bound: bool = False,
+    check_active: bool = True,
 ) -> Auth401Error | None:
     """The failure this user's account state gives, or None when it may proceed.
 
@@ -203,9 +204,11 @@ def failure_for(
     session): the codes it returns disclose the account's state.  ``issued_at`` is when the
     token or session was issued; ones older than the last lock, suspension or password
     change (with ``password_bound``, for JWTs) are revoked (``revoked_code``).
-    ``password_login`` applies ``PASSWORD_MAX_AGE``.
+    ``password_login`` applies ``PASSWORD_MAX_AGE``.  ``check_active=False``: the caller's
+    own rule already admitted the user (simplejwt's ``CHECK_USER_IS_ACTIVE`` off, or a
+    permissive ``USER_AUTHENTICATION_RULE``), so ``is_active`` is not looked at here.
     """
-    if not user.is_active:
+    if check_active and not user.is_active:
         return Auth401Error("account_inactive", scheme=scheme)
     row = cached_status(user)
     now = timezone.now()

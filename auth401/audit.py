@@ -492,7 +492,7 @@ def expect_password_check(request: Any, username: str, scheme: str | None) -> Pa
 
 def _password_row(request: Any) -> PasswordRow | None:
     written = getattr(http_request(request), _PASSWORD_ROW, None)
-    if written is None or not written.executed:
+    if not isinstance(written, PasswordRow) or not written.executed:  # a MagicMock request
         return None
     delattr(http_request(request), _PASSWORD_ROW)  # settled once
     return written

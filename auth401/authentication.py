@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from rest_framework import authentication
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
@@ -22,15 +23,29 @@ from rest_framework_simplejwt import authentication as jwt_authentication
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from . import responses
-from ._lookup import StatusManager, lookup_with_status
 from .accounts import failure_for
-from .backends import STATUS_RELATION, Auth401Backend, stashed_failure
+from .backends import Auth401Backend, stashed_failure
 from .codes import PROBLEMS
-from .exceptions import Auth401Error
+from .exceptions import (
+    Auth401Error,
+    AuthenticationError,
+    InvalidTokenError,
+    TokenAuthenticationFailed,
+)
+from .models import AccountStatus
 from .signals import session_issued_at
-from .upstream import claim_time, classify_token_error, reason_for_upstream
+from .upstream import (
+    UNREADABLE_CLAIMS,
+    classify_token_error,
+    issued_at,
+    token_error_messages,
+)
+
+#: the reverse relation user -> AccountStatus, joined wherever a user is loaded to be checked
+STATUS_RELATION = AccountStatus.user.field.related_query_name()
 
 
 def _describe_malformed(header: bytes) -> Any:
@@ -50,6 +65,8 @@ class _Auth401Mixin:
 
     auth401_scheme = ""
     www_authenticate_realm = "api"
+    #: the exception type of an account-state refusal raised from ``authenticate()``
+    refusal_type: type[Auth401Error] = AuthenticationError
 
     def auth401_schemes(self) -> tuple[str, ...]:
         return (self.auth401_scheme,)
@@ -93,35 +110,29 @@ class _Auth401Mixin:
             ) from exc
 
     def _check_account(self, user: Any, **kwargs: Any) -> None:
+        """The account-state gate once credentials have proved who the caller is.  Raised
+        from ``authenticate()``, a refusal is ``AuthenticationFailed``, the type DRF and
+        simplejwt raise there (an inactive user's, a locked account's: auth401 answers 403
+        over HTTP, ``exc.status_code`` says so)."""
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
-            failure.user = user  # for the audit row
+            failure = failure.as_type(self.refusal_type)
+            failure.user = user  # type: ignore[attr-defined]  # for the audit row
             raise failure
 
 
-class _PrefetchingUserModel:
-    """Stands in for the user model inside simplejwt's ``get_user`` so that its one query
-    also joins the AccountStatus: ``objects.get(...)`` is the compiled-once
-    ``select_related`` query of ``auth401._lookup``; anything else is the select_related
-    QuerySet's."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.DoesNotExist = model.DoesNotExist
-
-    @property
-    def objects(self) -> Any:
-        return StatusManager(self.model.objects)
-
-
 class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
-    """simplejwt's JWT authentication with precise reasons and the account-state check."""
+    """simplejwt's JWT authentication with precise reasons and the account-state check.
+
+    The seams raise what simplejwt raises there (``InvalidToken``, simplejwt's
+    ``AuthenticationFailed``), with auth401's code on ``exc.code``; ``user_model`` is the user
+    model, and ``get_user`` honours ``USER_ID_FIELD``, ``USER_ID_CLAIM``,
+    ``CHECK_USER_IS_ACTIVE`` and ``CHECK_REVOKE_TOKEN``, joining the AccountStatus into its
+    one query.
+    """
 
     auth401_scheme = "Bearer"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.user_model = _PrefetchingUserModel(get_user_model())
+    refusal_type = TokenAuthenticationFailed  # simplejwt's AuthenticationFailed, as get_user's
 
     def auth401_schemes(self) -> tuple[str, ...]:
         types = simplejwt.api_settings.AUTH_HEADER_TYPES
@@ -148,11 +159,15 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             return None
         validated_token = self.get_validated_token(raw_token)
         user = self.get_user(validated_token)
-        issued = claim_time(validated_token.payload, "iat")
-        self._check_account(user, issued_at=issued, password_bound=True)
+        self._check_account(
+            user,
+            issued_at=issued_at(validated_token.payload),
+            password_bound=True,
+            check_active=simplejwt.api_settings.CHECK_USER_IS_ACTIVE,
+        )
         return user, validated_token
 
-    def get_header(self, request: Request) -> bytes | None:
+    def get_header(self, request: Request) -> bytes | None:  # type: ignore[override]
         if simplejwt.api_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION":
             return super().get_header(request)
         return self._header(request) or None
@@ -166,41 +181,74 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         if not parts or parts[0].lower() not in accepted:
             return None  # not this class's scheme
         if len(parts) != 2:
-            raise Auth401Error(
-                "authorization_malformed", scheme="Bearer", problem=_describe_malformed(header)
-            )
-        if not parts[1].isascii():
-            raise Auth401Error(
-                "authorization_malformed", scheme="Bearer", problem=PROBLEMS["token_not_ascii"]
-            )
-        return parts[1]
+            problem = _describe_malformed(header)
+        elif not parts[1].isascii():
+            problem = PROBLEMS["token_not_ascii"]
+        else:
+            return parts[1]
+        raise TokenAuthenticationFailed(
+            "authorization_malformed",
+            scheme="Bearer",
+            upstream_code="bad_authorization_header",
+            problem=problem,
+        )
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         token_classes = simplejwt.api_settings.AUTH_TOKEN_CLASSES
-        first_error: TokenError | None = None
+        errors: list[tuple[Any, Exception]] = []
         for token_class in token_classes:
             try:
                 return token_class(raw_token)
             except TokenError as exc:
-                first_error = first_error or exc
-        assert first_error is not None
-        failure = classify_token_error(first_error, raw_token, token_classes[0])
-        raise failure from first_error
+                errors.append((token_class, exc))
+            except UNREADABLE_CLAIMS as exc:
+                # A signed token whose exp/nbf/iat no datetime can hold (1e300): simplejwt's
+                # own check overflows.  Invalid, never a 500.
+                errors.append((token_class, TokenError(str(exc))))
+                errors[-1][1].__cause__ = exc
+        first_class, first_error = errors[0]
+        failure = classify_token_error(first_error, raw_token, first_class)
+        raise failure.as_type(
+            InvalidTokenError, messages=token_error_messages(errors)
+        ) from first_error
 
     def get_user(self, validated_token: Token) -> Any:
+        """simplejwt's seam, as upstream does it, with the AccountStatus joined."""
+        jwt_settings = simplejwt.api_settings
         try:
-            return super().get_user(validated_token)
-        except Auth401Error:
-            raise
-        except (ValueError, TypeError) as exc:
-            # A signed token whose user id does not fit the primary key (another issuer
-            # sharing the key): not a 500.
-            raise Auth401Error(
+            user_id = validated_token[jwt_settings.USER_ID_CLAIM]
+        except KeyError as exc:
+            raise InvalidTokenError(
                 "token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"]
             ) from exc
-        except drf_exceptions.AuthenticationFailed as exc:
-            code = reason_for_upstream(exc)
-            raise Auth401Error(code, scheme="Bearer", problem=PROBLEMS["no_user"]) from exc
+        manager = self.user_model._default_manager.select_related(STATUS_RELATION)
+        try:
+            if isinstance(user_id, str) and "\x00" in user_id:
+                raise self.user_model.DoesNotExist  # PostgreSQL refuses NUL: not a 500
+            user = manager.get(**{jwt_settings.USER_ID_FIELD: user_id})
+        except (self.user_model.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+            # Unknown, or an id that does not fit the field (another issuer sharing the key).
+            raise TokenAuthenticationFailed(
+                "token_invalid",
+                scheme="Bearer",
+                upstream_code="user_not_found",
+                problem=PROBLEMS["no_user"],
+            ) from exc
+        if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+            failure = TokenAuthenticationFailed(
+                "account_inactive", scheme="Bearer", upstream_code="user_inactive"
+            )
+            failure.user = user  # type: ignore[attr-defined]  # for the audit row
+            raise failure
+        if jwt_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+            jwt_settings.REVOKE_TOKEN_CLAIM
+        ) != get_md5_hash_password(user.password):
+            failure = TokenAuthenticationFailed(
+                "token_revoked", scheme="Bearer", upstream_code="password_changed"
+            )
+            failure.user = user  # type: ignore[attr-defined]
+            raise failure
+        return user
 
 
 class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
@@ -218,13 +266,18 @@ class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
         return self._parse_guard(request, super().authenticate)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        model = self.get_model()
+        model: Any = self.get_model()
         try:
             if "\x00" in key:
                 raise model.DoesNotExist  # PostgreSQL refuses NUL in text: not a 500
             token = model.objects.select_related("user", f"user__{STATUS_RELATION}").get(key=key)
         except (model.DoesNotExist, ValueError):
-            raise Auth401Error("credentials_invalid", scheme=self.keyword) from None
+            raise AuthenticationError("credentials_invalid", scheme=self.keyword) from None
+        if not token.user.is_active:
+            # DRF raises AuthenticationFailed here; auth401's code answers 403 over HTTP.
+            failure = AuthenticationError("account_inactive", scheme=self.keyword)
+            failure.user = token.user  # type: ignore[attr-defined]  # for the audit row
+            raise failure
         created = getattr(token, "created", None)
         self._check_account(token.user, issued_at=created)
         return token.user, token
@@ -259,14 +312,16 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
         self, userid: str, password: str, request: Request | None = None
     ) -> tuple[Any, None]:
         if request is not None:
-            request.auth401_scheme = "Basic"  # read by Auth401Backend for its answers
+            request.auth401_scheme = "Basic"  # type: ignore[attr-defined]  # read by Auth401Backend
         try:
             user, _ = super().authenticate_credentials(userid, password, request)
         except drf_exceptions.AuthenticationFailed as exc:
             failure = stashed_failure(request) or Auth401Error(
                 "credentials_invalid", scheme="Basic"
             )
-            raise failure from exc
+            # DRF raises AuthenticationFailed for every refused login here (a locked or
+            # inactive account's too); auth401's code and status ride on it.
+            raise failure.as_type(AuthenticationError) from exc
         if not isinstance(getattr(user, "backend", None), str) or not user.backend.endswith(
             Auth401Backend.__name__
         ):
@@ -291,7 +346,10 @@ class SessionAuthentication(_Auth401Mixin, authentication.SessionAuthentication)
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         result = super().authenticate(request)
         if result is not None:
-            issued = session_issued_at(request._request.session)
+            # A request may carry a user but no session (set by other middleware or a test's
+            # request factory): nothing to revoke then, as DRF, which never reads it.
+            session = getattr(request._request, "session", None)
+            issued = session_issued_at(session) if session is not None else None
             self._check_account(result[0], issued_at=issued, revoked_code="session_expired")
         return result
 
@@ -320,8 +378,8 @@ def session_failure(request: Request) -> Auth401Error | None:
         return None
     model = get_user_model()
     try:
-        user = lookup_with_status(model._default_manager, "pk", user_id)
-    except (model.DoesNotExist, ValueError, TypeError):
+        user = model._default_manager.select_related(STATUS_RELATION).get(pk=user_id)
+    except (model.DoesNotExist, ValueError, TypeError, ValidationError):
         return Auth401Error("session_expired", scheme="Session")
     return failure_for(user, scheme="Session") or Auth401Error("session_expired", scheme="Session")
 

@@ -164,8 +164,8 @@ REASONS: tuple[Reason, ...] = (
         401,
         _("The token has been revoked."),
         _("Log in again to get a new token."),
-        "Blacklisted refresh token, or a token issued before the account was "
-        "locked/suspended or its password changed.",
+        "Blacklisted refresh token, or a token issued before an admin lock, a suspension or "
+        "a password change (automatic lockout locks do not revoke tokens).",
         bearer_error="invalid_token",
     ),
     Reason(

@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "COUNTER_CACHE": "default",
 }
 
-RESPONSE_FORMATS = ("auth401", "problem")
+RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
 COUNTER_STORES = ("auto", "database", "cache")
 LOCKOUT_STATUS_CODES = (403, 429)
 
@@ -134,7 +134,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "LOCKOUT_STATUS_CODE": (_one_of(LOCKOUT_STATUS_CODES), "403 or 429"),
     "TRUSTED_PROXIES": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
     "DISCLOSE_ACCOUNT_STATE": (_boolean, "True or False"),
-    "RESPONSE_FORMAT": (_one_of(RESPONSE_FORMATS), "'auth401' or 'problem'"),
+    "RESPONSE_FORMAT": (
+        _one_of(RESPONSE_FORMATS),
+        "'auth401', 'problem' or 'standardized_errors'",
+    ),
     "API_PATH_PREFIXES": (_path_prefixes, "a list of path prefixes starting with '/'"),
     "PASSWORD_MAX_AGE": (_optional_positive_duration, "None or a positive datetime.timedelta"),
     "AUDIT_SUCCESS": (_boolean, "True or False"),

@@ -3,6 +3,14 @@
 ``Auth401Error("token_expired", expires_at=..., token_type="access")`` builds the right DRF
 type: codes with status 401 are ``AuthenticationFailed`` (so code that catches DRF's types
 keeps working), the others ``PermissionDenied``.
+
+Where auth401 overrides a seam of simplejwt or DRF, it raises the type upstream raises there,
+with auth401's reason on top: ``InvalidTokenError`` is simplejwt's ``InvalidToken`` (its
+``detail`` is upstream's dict, ``messages`` included), ``TokenAuthenticationFailed`` is
+simplejwt's ``AuthenticationFailed``, and ``AuthenticationError`` is DRF's.  Any of them may
+carry a 403 code (``account_inactive``: upstream refuses an inactive user with
+``AuthenticationFailed``; auth401 answers 403 over HTTP).  ``failure.code`` is always
+auth401's code; ``failure.detail`` keeps upstream's structure.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any
 
 from django.utils import translation
 from rest_framework import exceptions
+from rest_framework_simplejwt import exceptions as jwt_exceptions
 
 from .codes import CATALOGUE, Reason, translated
 
@@ -60,8 +69,35 @@ class Auth401Error(exceptions.APIException):
         self.custom_detail = detail
         self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
         self.server_time = server_time
-        super().__init__(detail=self.render_detail(), code=code)
+        self._arguments = {
+            "scheme": scheme,
+            "detail": detail,
+            "retry_after": retry_after,
+            "server_time": server_time,
+            **params,
+        }
+        super().__init__(**self._upstream_arguments(code))
         self.status_code = self.reason.status_code()
+
+    def _upstream_arguments(self, code: str) -> dict[str, Any]:
+        """What the upstream exception class is built with: the text, and the code."""
+        return {"detail": self.render_detail(), "code": code}
+
+    def as_type(self, cls: type[Auth401Error], **upstream: Any) -> Auth401Error:
+        """This failure as an instance of ``cls`` (one of the upstream-typed classes below),
+        with the same code, texts and parameters; ``upstream`` fills simplejwt's detail dict
+        (``code=``, ``messages=``).  ``self`` when it already is one and nothing is added."""
+        if isinstance(self, cls) and not upstream:
+            return self
+        arguments = {**self._arguments, **upstream}
+        if not issubclass(cls, _UpstreamDetail):
+            arguments.pop("upstream_code", None)
+            arguments.pop("messages", None)
+        other = cls(self.code, **arguments)
+        for name in ("user", "audited"):
+            if name in self.__dict__:
+                setattr(other, name, self.__dict__[name])
+        return other
 
     @property
     def code(self) -> str:
@@ -91,8 +127,44 @@ class Auth401Error(exceptions.APIException):
 
 
 class AuthenticationError(Auth401Error, exceptions.AuthenticationFailed):
-    pass
+    """DRF's ``AuthenticationFailed`` with a catalogue reason."""
 
 
 class ForbiddenError(Auth401Error, exceptions.PermissionDenied):
-    pass
+    """DRF's ``PermissionDenied`` with a catalogue reason."""
+
+
+class _UpstreamDetail:
+    """simplejwt's errors carry ``detail`` as a dict (``detail``, ``code`` and, for
+    ``InvalidToken``, ``messages``); these keep it, with auth401's text as its ``detail``
+    and upstream's untranslated code as its ``code``."""
+
+    default_code: str
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        upstream_code: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._upstream: dict[str, Any] = {"code": upstream_code or self.default_code}
+        if messages is not None:
+            self._upstream["messages"] = messages
+        super().__init__(code, **kwargs)  # type: ignore[call-arg]
+        self._arguments.update(upstream_code=upstream_code, messages=messages)  # type: ignore[attr-defined]
+
+    def _upstream_arguments(self, code: str) -> dict[str, Any]:
+        text = self.render_detail()  # type: ignore[attr-defined]
+        return {"detail": {"detail": text, **self._upstream}, "code": None}
+
+
+class TokenAuthenticationFailed(  # type: ignore[misc]  # default_detail: str vs lazy str
+    _UpstreamDetail, AuthenticationError, jwt_exceptions.AuthenticationFailed
+):
+    """simplejwt's ``AuthenticationFailed`` (user not found, inactive, password changed)."""
+
+
+class InvalidTokenError(TokenAuthenticationFailed, jwt_exceptions.InvalidToken):
+    """simplejwt's ``InvalidToken``: a token that did not validate, or names no user."""

@@ -8,24 +8,26 @@ handler or drf-standardized-errors.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core import exceptions as django_exceptions
-from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
 from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
+from rest_framework_simplejwt.views import TokenViewBase
 
 from . import audit, responses
 from .authentication import session_failure
 from .backends import stashed_failure
-from .codes import COOKIE_SCHEMES, HEADER_NOTE, SCHEMES_OR, translated
+from .codes import COOKIE_SCHEMES, HEADER_NOTE, PROBLEMS, SCHEMES_OR, translated
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .request_id import posted_token
-from .upstream import causes, classify_token_error, reason_for_upstream
+from .upstream import UNREADABLE_CLAIMS, causes, classify_token_error, reason_for_upstream
 
 HANDLED = (
     drf_exceptions.NotAuthenticated,
@@ -44,7 +46,7 @@ def view_authenticators(request: Any) -> list[Any]:
     """The view's authenticators; for views with none (simplejwt's token views), DRF's
     default classes, so that their 401s still carry the API's challenges."""
     found = list(getattr(request, "authenticators", None) or ())
-    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
 
 
 def accepted_schemes(authenticators: list[Any], request: Any) -> list[str]:
@@ -95,9 +97,29 @@ def _token_failure(exc: Exception, context: dict[str, Any]) -> Auth401Error | No
     return classify_token_error(error, raw, token_class)
 
 
+#: reasons under which a third-party class's or a view's own message is kept as ``detail``
+GENERIC_CODES = frozenset({"credentials_invalid", "permission_denied"})
+
+
+def _own_message(exc: Exception) -> str | None:
+    """The message an exception was raised with, when it is not its class's default text
+    (simplejwt's dict details name their own codes, which map to catalogue texts)."""
+    detail = getattr(exc, "detail", None)
+    if detail is None:
+        detail = exc.args[0] if exc.args else None
+    if not isinstance(detail, str) or not detail:
+        return None
+    defaults = {str(getattr(cls, "default_detail", "")) for cls in type(exc).__mro__}
+    return None if detail in defaults else detail  # an ErrorDetail keeps its code
+
+
 def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:
     if isinstance(exc, Auth401Error):
         return exc
+    if isinstance(exc, UNREADABLE_CLAIMS) and isinstance(context.get("view"), TokenViewBase):
+        # simplejwt's claim checks overflow on a signed token with exp/nbf/iat that no datetime
+        # holds (1e300); its token views only catch TokenError.
+        return Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["unverifiable"])
     if not isinstance(exc, HANDLED):
         return None
     request = context.get("request")
@@ -111,24 +133,45 @@ def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Err
         if token_failure is not None:
             return token_failure
     code = reason_for_upstream(exc) or "permission_denied"
-    detail = None
-    if code == "permission_denied":
-        # Keep a view's or permission class's own message.
-        text = str(getattr(exc, "detail", "") or (exc.args[0] if exc.args else ""))
-        if text and text != str(drf_exceptions.PermissionDenied.default_detail):
-            detail = text
+    # A third-party authenticator's or a view's own message is kept under the generic code.
+    detail = _own_message(exc) if code in GENERIC_CODES else None
     return Auth401Error(code, detail=detail)
 
 
-def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> HttpResponse:
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # RFC 9110 token
+
+
+def realm_challenges(authenticators: list[Any]) -> list[str]:
+    """Realm-only challenges for classes that give none (no ``authenticate_header``): their
+    ``keyword`` (DRF's token classes and their subclasses), else their class name without
+    ``Authentication``."""
+    found = []
+    for authenticator in authenticators:
+        name = getattr(authenticator, "keyword", None) or type(authenticator).__name__
+        name = str(name).removesuffix("Authentication") or str(name)
+        if _TOKEN.match(name):
+            challenge = f'{name} realm="api"'
+            if challenge not in found:
+                found.append(challenge)
+    return found
+
+
+def challenges_for(request: Any, failure: Auth401Error, authenticators: list[Any]) -> list[str]:
+    """The 401's challenges: the view's classes' own; else the API's default classes'; else
+    realm-only ones named after the view's classes.  A 401 always has one (RFC 9110)."""
+    listed = responses.challenges(request, authenticators, failure)
+    if not listed:
+        defaults = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
+        listed = responses.challenges(request, defaults, failure)
+        listed = listed or realm_challenges(authenticators) or ['Bearer realm="api"']
+    return listed
+
+
+def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> Response:
+    """Record ``failure`` and answer it: a DRF ``Response`` (already rendered).  Django logs
+    the response as any 4xx ("Unauthorized: /path"); auth401's own record adds the code."""
     audit.record_failure(request, failure)
-    response = responses.render(
-        request, failure, responses.challenges(request, authenticators, failure)
-    )
-    # The failure has its auth401 log record (code, user, IP, request id); Django's own
-    # "Unauthorized: /path" record for the same response would only repeat it, at a cost.
-    response._has_been_logged = True  # type: ignore[attr-defined]  # django.utils.log
-    return response
+    return responses.render(request, failure, challenges_for(request, failure, authenticators))
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:

@@ -114,9 +114,13 @@ class Auth401Middleware:
         return None
 
     def _render(self, request: HttpRequest, failure: Auth401Error | None) -> HttpResponseBase:
-        from .handlers import render_failure, unauthenticated, view_authenticators
+        from .authentication import SessionAuthentication
+        from .handlers import render_failure, unauthenticated
 
-        authenticators = view_authenticators(None)
+        # A plain Django view (login_required) accepts a session, nothing else: its answer
+        # names that, and an Authorization header it cannot use is scheme_unsupported (the
+        # credentials were sent, so not "missing"), with the session as what it accepts.
+        authenticators = [SessionAuthentication()]
         if failure is None:
             failure = unauthenticated(request, authenticators)
         return render_failure(request, failure, authenticators)

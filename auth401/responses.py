@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone, translation
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.response import Response
 
 from .conf import app_settings
 from .exceptions import Auth401Error
@@ -87,6 +89,14 @@ def _members(request: HttpRequest, failure: Auth401Error, status: int) -> dict[s
     return members
 
 
+def _detail(failure: Auth401Error) -> ErrorDetail:
+    """``detail`` as DRF gives it in ``response.data`` (a str with ``.code``), so code that
+    reads ``response.data["detail"].code`` keeps working; in JSON it is a plain string.  The
+    body's ``code`` member is always the catalogue's."""
+    own = getattr(failure.custom_detail, "code", None)  # a view's own message keeps its code
+    return ErrorDetail(failure.render_detail(), code=own or failure.code)
+
+
 def _docs_url(code: str) -> str | None:
     template = app_settings.DOCS_URL
     return template.replace("{code}", code) if template else None  # no other braces read
@@ -97,7 +107,7 @@ def _auth401_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
         "status": status,
         "error": failure.reason.title(),
         "code": failure.code,
-        "detail": failure.render_detail(),
+        "detail": _detail(failure),
         "hint": failure.render_hint(),
         "request_id": get_request_id(request),
     }
@@ -113,7 +123,7 @@ def _problem_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
         "type": _docs_url(failure.code) or "about:blank",
         "title": failure.reason.title(),
         "status": status,
-        "detail": failure.render_detail(),
+        "detail": _detail(failure),
         "instance": request.path,
         "code": failure.code,
         "hint": failure.render_hint(),
@@ -123,30 +133,62 @@ def _problem_body(request: HttpRequest, failure: Auth401Error, status: int) -> d
     return body
 
 
+def _standardized_errors_body(
+    request: HttpRequest, failure: Auth401Error, status: int
+) -> dict[str, Any]:
+    """drf-standardized-errors' shape (``type``, ``errors[]`` of ``code``, ``detail``,
+    ``attr``), each error also carrying auth401's ``hint``, ``request_id`` and the optional
+    members; ``code`` is the catalogue's, as in the other formats."""
+    error: dict[str, Any] = {
+        "code": failure.code,
+        "detail": _detail(failure),
+        "attr": None,
+        "hint": failure.render_hint(),
+        "request_id": get_request_id(request),
+    }
+    error.update(_members(request, failure, status))
+    docs = _docs_url(failure.code)
+    if docs:
+        error["docs"] = docs
+    return {"type": "client_error", "errors": [error]}
+
+
 # RESPONSE_FORMAT -> (Content-Type, body builder)
 FORMATS: dict[str, tuple[str, Callable[[HttpRequest, Auth401Error, int], dict[str, Any]]]] = {
     "auth401": ("application/json", _auth401_body),
     "problem": ("application/problem+json", _problem_body),
+    "standardized_errors": ("application/json", _standardized_errors_body),
 }
 
 
-def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> HttpResponse:
+class FailureResponse(Response):
+    """A DRF ``Response`` whose body is always the failure's JSON, in its format's media
+    type, whatever renderer the view negotiated (the browsable API included): a client gets
+    the same answer whatever it sent in ``Accept``.  It is rendered when built, so the
+    middleware can return it from outside a view; ``render()`` is then a no-op."""
+
+    @property
+    def rendered_content(self) -> bytes:  # type: ignore[override]  # DRF's is bytes too
+        return json.dumps(self.data, ensure_ascii=False).encode()
+
+
+def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> Response:
     """The complete response for ``failure``: status, body and every header."""
     req = http_request(request)
     failure = effective(failure)
     status = failure.reason.status_code()
     content_type, build = FORMATS[app_settings.RESPONSE_FORMAT]
     body = build(req, failure, status)
-    response = HttpResponse(
-        json.dumps(body, ensure_ascii=False), status=status, content_type=content_type
-    )
-    response.data = body  # type: ignore[attr-defined]  # like DRF's Response, for callers
+    response = FailureResponse(body, status=status, content_type=content_type)
+    response.render()
+    response["Content-Type"] = content_type
     response["Cache-Control"] = "no-store"
-    response[REQUEST_ID_HEADER] = body["request_id"]
+    response[REQUEST_ID_HEADER] = get_request_id(req)
     if status == 401:
         listed = list(challenge_list)
         if listed:
             response["WWW-Authenticate"] = ", ".join(listed)
-    if "retry_after" in body:
-        response["Retry-After"] = str(body["retry_after"])
+    retry_after = _members(req, failure, status).get("retry_after")
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response

@@ -7,8 +7,8 @@ down to PyJWT.  Message text is never looked at: it is translated and it changes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -92,7 +92,17 @@ def unverified_claims(raw_token: Any) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
+#: what simplejwt's and PyJWT's claim checks raise for a time claim no datetime can hold
+#: (``exp`` of 1e300, a year past 9999): a token with such a claim is ``token_invalid``
+UNREADABLE_CLAIMS: tuple[type[Exception], ...] = (OverflowError, OSError, ValueError)
+
+#: when a token without a usable ``iat`` counts as issued, for revocation: any later lock,
+#: suspension or password change revokes it
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
 def claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
+    """The first of ``names`` that is a number a datetime can hold; None otherwise."""
     for name in names:
         value = claims.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -101,6 +111,24 @@ def claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
             except (OverflowError, OSError, ValueError):
                 return None
     return None
+
+
+def issued_at(claims: dict[str, Any]) -> datetime:
+    """When a token was issued, for revocation; the epoch when ``iat`` is absent or unusable
+    (a string, a bool, 1e300), so such a token is never newer than a lock."""
+    return claim_time(claims, "iat") or EPOCH
+
+
+def token_error_messages(errors: Sequence[tuple[Any, BaseException]]) -> list[dict[str, Any]]:
+    """simplejwt's ``InvalidToken.detail["messages"]``: one per token class tried."""
+    return [
+        {
+            "token_class": token_class.__name__,
+            "token_type": getattr(token_class, "token_type", None),
+            "message": error.args[0] if error.args else str(error),
+        }
+        for token_class, error in errors
+    ]
 
 
 def _iso(moment: datetime | None) -> str:
@@ -136,14 +164,23 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
                         code, scheme="Bearer", server_time=now, problem=PROBLEMS[problem]
                     )
                 claims = unverified_claims(raw_token)
+                expires = claim_time(claims, "exp")
+                not_before = claim_time(claims, "nbf", "iat")
+                if (expires if code == "token_expired" else not_before) is None:
+                    # PyJWT read a claim no datetime holds as a time (exp: true is 1).
+                    return Auth401Error(
+                        "token_invalid", scheme="Bearer", problem=PROBLEMS["unverifiable"]
+                    )
                 return Auth401Error(
                     code,
                     scheme="Bearer",
                     server_time=now,
                     token_type=_token_type(claims),
-                    expires_at=_iso(claim_time(claims, "exp")),
-                    not_before=_iso(claim_time(claims, "nbf", "iat")),
+                    expires_at=_iso(expires),
+                    not_before=_iso(not_before),
                 )
+    if any(isinstance(cause, UNREADABLE_CLAIMS) for cause in causes(error)):
+        return Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["unverifiable"])
     claims = unverified_claims(raw_token)
     token_type = _token_type(claims)
     # No PyJWT cause: decoding (signature, exp, nbf) succeeded and one of simplejwt's later

@@ -862,6 +862,65 @@ def test_saving_the_user_without_a_password_change_revokes_nothing(
     assert response.status_code == 200, response.content
 
 
+# -- tokens without a usable iat: issued at the epoch for revocation ----------------------------
+
+
+def _token_without_iat(user: Any, token_type: str, iat: Any = None) -> str:
+    """A token signed with the real key whose ``iat`` is absent (``iat=None``) or unusable."""
+    now = int(datetime.now(UTC).timestamp())
+    payload: dict[str, Any] = {
+        "token_type": token_type,
+        "exp": now + 300,
+        "jti": f"no-iat-{token_type}-{iat!r}",
+        "user_id": str(user.pk),
+    }
+    if iat is not None:
+        payload["iat"] = iat
+    return jwt.encode(payload, django_settings.SECRET_KEY, algorithm="HS256")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("iat", [None, True], ids=["absent", "bool"])  # PyJWT reads True as 1
+def test_token_without_usable_iat_is_revoked_by_a_later_admin_lock(user, api_client, iat):
+    token = _token_without_iat(user, "access", iat)
+    header = f"Bearer {token}"
+    assert api_client.get("/api/me/", HTTP_AUTHORIZATION=header).status_code == 200
+    accounts.lock(user)
+    accounts.unlock(user)
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=header)
+    body = assert_failure(response, 401, "token_revoked")
+    assert body["detail"] == "The token has been revoked."
+
+    refresh = _token_without_iat(user, "refresh", iat)
+    response = api_client.post("/api/token/refresh/", {"refresh": refresh}, format="json")
+    assert_failure(response, 401, "token_revoked")
+
+
+@pytest.mark.django_db
+def test_token_without_iat_is_revoked_by_a_later_password_change(user, api_client):
+    token = _token_without_iat(user, "access")
+    header = f"Bearer {token}"
+    assert api_client.get("/api/me/", HTTP_AUTHORIZATION=header).status_code == 200
+    user.set_password("another-horse-2")
+    user.save()
+    assert_failure(api_client.get("/api/me/", HTTP_AUTHORIZATION=header), 401, "token_revoked")
+
+
+@pytest.mark.django_db
+def test_token_without_iat_stays_valid_without_any_revocation(user, api_client):
+    """The epoch only matters against a lock or password change: nothing else refuses it."""
+    token = _token_without_iat(user, "access")
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user.pk,
+        "username": "alice",
+        "email": "",
+        "is_staff": False,
+        "auth": "JWTAuthentication",
+    }
+
+
 @pytest.mark.django_db
 def test_nul_in_basic_username_and_token(user, api_client):
     header = "Basic " + base64.b64encode(b"ali\x00ce:wrong").decode()

@@ -72,7 +72,8 @@ def test_defaults_validate_clean():
         (
             "RESPONSE_FORMAT",
             "xml",
-            "AUTH401['RESPONSE_FORMAT'] must be 'auth401' or 'problem', got 'xml'.",
+            "AUTH401['RESPONSE_FORMAT'] must be 'auth401', 'problem' or 'standardized_errors', "
+            "got 'xml'.",
         ),
         (
             "API_PATH_PREFIXES",

@@ -186,7 +186,14 @@ def test_token_endpoint_failures(demo, api_client, username, typed_password, cod
 def test_legacy_view_without_login_is_json_401(fmt, demo, api_client, auth401_settings):
     auth401_settings(RESPONSE_FORMAT=fmt)
     response = api_client.get("/api/legacy/")
-    assert_answer(response, "credentials_missing", fmt=fmt, hint_has=("Bearer", "Basic", "proxy"))
+    # a plain login_required view accepts a session only, and its answer says so
+    assert_answer(
+        response,
+        "credentials_missing",
+        fmt=fmt,
+        schemes=("Session",),
+        exact={"hint": "Authenticate with a session cookie from logging in."},
+    )
 
 
 def test_legacy_view_with_session_login(demo, api_client):

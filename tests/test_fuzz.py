@@ -301,3 +301,82 @@ def test_basic_usernames(real, client, username, password):
     assert len(events) == 1, f"{len(events)} audit rows for one failure"
     assert len(events[0].username) <= 150
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", events[0].username)
+
+
+# -- signed tokens with absurd time claims --------------------------------------------------------
+
+#: values a JWT's exp/nbf/iat can hold in JSON: any size and type
+claim_value = st.one_of(
+    st.integers(),
+    st.integers(min_value=10**15, max_value=10**400),
+    st.integers(max_value=-(10**15), min_value=-(10**400)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e20, 1e300, -1e300, 253402300800, 2**63, 2**64, -1, 0, 0.5, True, False]),
+    st.text(max_size=12),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+TOKEN_CODES = {"token_invalid", "token_expired", "token_not_yet_valid", "token_revoked"}
+
+
+def signed_token(user: Any, token_type: str, claims: dict[str, Any]) -> str:
+    """A token signed with the real key (SIMPLE_JWT's SIGNING_KEY: the SECRET_KEY here)."""
+    import time
+
+    import jwt
+    from django.conf import settings as django_settings
+
+    now = int(time.time())
+    payload = {"token_type": token_type, "exp": now + 300, "iat": now, "jti": "fuzz"}
+    payload["user_id"] = str(user.pk)
+    payload.update(claims)
+    return jwt.encode(payload, django_settings.SECRET_KEY, algorithm="HS256")
+
+
+@FUZZ
+@given(
+    claims=st.dictionaries(st.sampled_from(["exp", "nbf", "iat"]), claim_value, min_size=1),
+    path=st.sampled_from([ME, REFRESH]),
+)
+def test_signed_token_with_any_time_claims(real, client, claims, path):
+    if path == ME:
+        token = signed_token(real["user"], "access", claims)
+        response = client.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
+    else:
+        token = signed_token(real["user"], "refresh", claims)
+        response = client.post(REFRESH, {"refresh": token}, content_type="application/json")
+    body = check_answer(response, token)
+    if body is not None:
+        assert body["code"] in TOKEN_CODES, (claims, body)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 1e20},
+        {"exp": 1e300},
+        {"exp": 10**40},
+        {"exp": 253402300800},
+        {"exp": 2**63},
+        {"exp": "tomorrow"},
+        {"exp": [1]},
+        {"exp": True},
+        {"nbf": "soon"},
+        {"nbf": {"a": 1}},
+        {"iat": "yesterday"},
+        {"iat": [1]},
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("path", [ME, REFRESH])
+def test_absurd_time_claims_are_token_invalid(real, client, claims, path):
+    token_type = "access" if path == ME else "refresh"
+    token = signed_token(real["user"], token_type, claims)
+    if path == ME:
+        response = client.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
+    else:
+        response = client.post(REFRESH, {"refresh": token}, content_type="application/json")
+    body = check_answer(response, token)
+    assert (response.status_code, body["code"]) == (401, "token_invalid"), body
+    assert AuthEvent.objects.filter(code="token_invalid").count() == 1

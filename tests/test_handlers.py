@@ -500,6 +500,63 @@ def test_auth_failed_is_not_sent_on_success(api_client, user, failures):
     assert failures == []
 
 
+# -- plain Django views under API_PATH_PREFIXES: what the view accepts -----------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("header", "offered"),
+    [("Bearer abc.def.ghi", "Bearer"), ("Basic YWxpY2U6eA==", "Basic"), ("Token k", "Token")],
+)
+def test_plain_view_with_credentials_it_cannot_use_is_scheme_unsupported(client, header, offered):
+    """A ``login_required`` view accepts a session only: credentials sent in a header were not
+    "missing", they are a scheme this view does not take (``scheme_unsupported``), and the
+    answer names the session, not DRF's schemes."""
+    response = client.get("/api/legacy/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    body = response.json()
+    assert body == {
+        "status": 401,
+        "error": "Unauthorized",
+        "code": "scheme_unsupported",
+        "detail": f"The authentication scheme '{offered}' is not accepted here.",
+        "hint": "Authenticate with one of the accepted schemes: a session cookie from logging in.",
+        "request_id": response["X-Request-ID"],
+    }
+    assert response["WWW-Authenticate"] == 'Session realm="api"'
+    assert response["Cache-Control"] == "no-store"
+    assert response["Content-Type"] == "application/json"
+    assert not response.has_header("Location")
+    row = AuthEvent.objects.get()
+    assert (row.code, row.status_code, row.path) == ("scheme_unsupported", 401, "/api/legacy/")
+
+
+# -- simplejwt's token views: a time claim that overflows simplejwt's checks --------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("error", [OverflowError("timestamp out of range"), ValueError("year")])
+def test_token_view_claim_overflow_is_token_invalid_not_a_500(error):
+    """simplejwt's verify and blacklist views catch TokenError only; the overflow of a signed
+    token's exp/nbf/iat reaches the handler, which answers token_invalid."""
+    from rest_framework_simplejwt.views import TokenVerifyView
+
+    request = APIRequestFactory().post("/api/token/verify/", {}, format="json")
+    response = exception_handler(error, {"request": request, "view": TokenVerifyView()})
+    assert response.status_code == 401
+    assert response.data["code"] == "token_invalid"
+    assert response.data["detail"] == "The token is not valid: it could not be verified."
+    assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
+
+
+def test_the_same_error_elsewhere_is_not_an_authentication_failure():
+    class Other(APIView):
+        pass
+
+    request = APIRequestFactory().get("/api/other/")
+    assert exception_handler(OverflowError("x"), {"request": request, "view": Other()}) is None
+
+
 # --- a failure never reads an unparsable body ------------------------------------------------
 
 

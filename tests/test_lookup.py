@@ -187,13 +187,6 @@ def test_get_user_with_status_and_the_jwt_stand_in(locked, django_assert_num_que
     assert objects.get(pk=locked.pk, username=locked.username) == locked
 
 
-def test_jwt_authentication_uses_the_compiled_query(user, access_token, api_client):
-    compiled_entries().clear()
-    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {access_token(user)}")
-    assert response.status_code == 200, response.content
-    assert (User, "objects", "id") in compiled_entries()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_works_after_the_connection_is_closed(user_factory):
     user = user_factory()

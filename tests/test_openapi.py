@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from auth401.codes import CATALOGUE, REASONS
-from auth401.contrib.spectacular import AutoSchema
+from auth401.contrib.spectacular import NOT_BLANK, AutoSchema
 from example_project import settings as example_settings
 
 SCHEMA_CLASS = "auth401.contrib.spectacular.AutoSchema"
@@ -225,3 +225,118 @@ def test_swagger_ui_loads_nothing_from_a_cdn(docs_apps, client, db):
     external = re.findall(r"""(?:src|href)=["'](?:https?:)?//[^"']+""", html)
     assert external == []
     assert "cdn" not in html.lower()
+
+
+# -- the token views: 400s, the serializers' real shape, minLength ------------------------------
+
+
+@pytest.mark.urls("example_project.urls")
+@pytest.mark.parametrize("url", ["/api/token/", "/api/token/refresh/"])
+def test_token_views_document_their_400(openapi, client, db, url):
+    schema = fetch_schema(client)
+    responses = schema["paths"][url]["post"]["responses"]
+    assert set(responses) == {"200", "400", "401", "403"}
+    ref = {"$ref": "#/components/schemas/Auth401TokenRequestError"}
+    assert responses["400"]["content"] == {"application/json": {"schema": ref}}
+    assert ref_target(schema, ref) == {
+        "type": "object",
+        "description": ref_target(schema, ref)["description"],
+        "properties": {
+            "detail": {"type": "string", "description": "Why the body could not be parsed."}
+        },
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    }
+    # and it is what the view answers, for a refused field and for an unparsable body
+    missing = client.post(url, {}, content_type="application/json")
+    assert missing.status_code == 400
+    assert all(isinstance(v, list) for v in missing.json().values()) and missing.json()
+    garbled = client.post(url, "{", content_type="application/json")
+    assert garbled.status_code == 400
+    assert set(garbled.json()) == {"detail"}
+
+
+def _component(schema: dict, url: str) -> dict:
+    body = schema["paths"][url]["post"]["requestBody"]["content"]["application/json"]
+    return ref_target(schema, body["schema"])
+
+
+@pytest.mark.urls("example_project.urls")
+@pytest.mark.parametrize("rotate", [False, True])
+def test_refresh_schema_is_auth401_serializer_answer(
+    openapi, client, settings, monkeypatch, user, rotate
+):
+    from rest_framework_simplejwt import serializers as jwt_serializers
+    from rest_framework_simplejwt import settings as jwt_settings
+
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "ROTATE_REFRESH_TOKENS": rotate}
+    # as at start-up: simplejwt's serializers bound its settings object at import
+    monkeypatch.setattr(jwt_serializers, "api_settings", jwt_settings.api_settings)
+    schema = fetch_schema(client)
+    refresh = {"type": "string", "minLength": 1, "pattern": NOT_BLANK}
+    if not rotate:
+        refresh["writeOnly"] = True
+    assert _component(schema, "/api/token/refresh/") == {
+        "type": "object",
+        "properties": {"refresh": refresh, "access": {"type": "string", "readOnly": True}},
+        "required": ["access", "refresh"],
+    }
+    # the answer has exactly what a response may carry: access, and refresh only when rotating
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    answer = client.post(
+        "/api/token/refresh/",
+        {"refresh": str(RefreshToken.for_user(user))},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200
+    assert set(answer.json()) == ({"access", "refresh"} if rotate else {"access"})
+
+
+@pytest.mark.urls("example_project.urls")
+def test_obtain_schema_refuses_blank_credentials(openapi, client, db):
+    schema = fetch_schema(client)
+    write = {"type": "string", "writeOnly": True, "minLength": 1, "pattern": NOT_BLANK}
+    read = {"type": "string", "readOnly": True}
+    assert _component(schema, "/api/token/") == {
+        "type": "object",
+        "properties": {"username": write, "password": write, "access": read, "refresh": read},
+        "required": ["access", "password", "refresh", "username"],
+    }
+    blank = client.post(
+        "/api/token/", {"username": "", "password": ""}, content_type="application/json"
+    )
+    assert blank.status_code == 400
+    assert set(blank.json()) == {"username", "password"}
+
+
+@pytest.mark.urls("example_project.urls")
+def test_token_revoked_is_described_exactly(openapi, client, db):
+    schema = fetch_schema(client)
+    description = schema["paths"]["/api/me/"]["get"]["responses"]["401"]["description"]
+    assert (
+        "- `token_revoked`: Blacklisted refresh token, or a token issued before an admin lock, "
+        "a suspension or a password change (automatic lockout locks do not revoke tokens)."
+    ) in description
+
+
+@pytest.mark.urls("example_project.urls")
+def test_plain_views_under_the_api_prefix_are_described(openapi, client, db):
+    schema = fetch_schema(client)
+    component = schema["components"]["schemas"]["Auth401Error"]
+    assert "Plain Django views under `API_PATH_PREFIXES`" in component["description"]
+    assert 'Session realm=\\"api\\"' not in component["description"]
+    assert 'Session realm="api"' in component["description"]
+    assert "`scheme_unsupported`" in component["description"]
+
+
+@pytest.mark.parametrize(
+    "value", ["a", " a ", "\x85", "  ", "\x00a", "", "\u3000", "to\u3000ken", "\ufeff", "\x1c"]
+)
+def test_not_blank_pattern_is_what_drf_char_fields_accept(value):
+    field = serializers.CharField()
+    try:
+        field.run_validation(value)
+        accepted = True
+    except serializers.ValidationError:
+        accepted = False
+    assert bool(re.search(NOT_BLANK, value)) == accepted

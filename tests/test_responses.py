@@ -1,12 +1,210 @@
-"""``auth401.responses``: what a failure's body and headers say, beyond the catalogue table
-(tests/test_catalogue.py): the docs link with other braces in the URL, and one challenge per
-JWT header type."""
+"""auth401.responses: the answer to a failure in each RESPONSE_FORMAT, as a rendered DRF
+Response; and drf-standardized-errors composition (auth401.contrib.standardized_errors)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
+from django.urls import path
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
+from drf_standardized_errors.openapi import AutoSchema as DseAutoSchema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
+from rest_framework_simplejwt.views import TokenObtainPairView
 
-pytestmark = pytest.mark.django_db
+from auth401 import accounts, responses
+from auth401.contrib.standardized_errors import AutoSchema as StandardizedAutoSchema
+from auth401.exceptions import Auth401Error
+from auth401.models import AuthEvent
+from tests.conftest import PASSWORD, basic
+
+STANDARDIZED = {
+    "RESPONSE_FORMAT": "standardized_errors",
+    "FALLBACK_EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+}
 
 
+@pytest.fixture
+def standardized(auth401_settings):
+    auth401_settings(**STANDARDIZED)
+
+
+def _headers(response: Any) -> dict[str, str]:
+    return {k: v for k, v in response.items() if k not in {"Vary", "Allow", "Content-Length"}}
+
+
+@pytest.mark.django_db
+def test_standardized_errors_401_is_dse_shape_with_auth401_members(standardized, api_client):
+    response = api_client.get("/api/me/")
+    assert response.status_code == 401
+    request_id = response["X-Request-ID"]
+    assert response.json() == {
+        "type": "client_error",
+        "errors": [
+            {
+                "code": "credentials_missing",
+                "detail": "Authentication credentials were not provided.",
+                "attr": None,
+                "hint": response.json()["errors"][0]["hint"],
+                "request_id": request_id,
+            }
+        ],
+    }
+    assert response.json()["errors"][0]["hint"].startswith("Authenticate with Bearer, Token")
+    assert _headers(response) == {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        "X-Request-ID": request_id,
+        "WWW-Authenticate": 'Bearer realm="api", Token realm="api", Basic realm="api", '
+        'charset="UTF-8"',
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    row = AuthEvent.objects.get()
+    assert (row.code, row.status_code, row.request_id) == ("credentials_missing", 401, request_id)
+
+
+@pytest.mark.django_db
+def test_standardized_errors_lock_carries_retry_after(standardized, api_client, user):
+    accounts.lock(user, until=__import__("datetime").timedelta(minutes=10))
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", PASSWORD))
+    assert response.status_code == 403
+    (error,) = response.json()["errors"]
+    assert response.json()["type"] == "client_error"
+    assert set(error) == {"code", "detail", "attr", "hint", "request_id", "retry_after"}
+    assert error["code"] == "account_locked"
+    assert 590 <= error["retry_after"] <= 600
+    assert response["Retry-After"] == str(error["retry_after"])
+    assert not response.has_header("WWW-Authenticate")
+
+
+@pytest.mark.django_db
+def test_one_shape_for_400_and_401_with_drf_standardized_errors(standardized, api_client):
+    """The token view's 400 comes from drf-standardized-errors, its 401 from auth401: the
+    same shape."""
+    refused = api_client.post("/api/token/", {}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "validation_error"
+    assert {e["attr"] for e in refused.json()["errors"]} == {"username", "password"}
+    wrong = api_client.post("/api/token/", {"username": "x", "password": "y"}, format="json")
+    assert wrong.status_code == 401
+    assert wrong.json()["type"] == "client_error"
+    assert [e["code"] for e in wrong.json()["errors"]] == ["credentials_invalid"]
+    assert set(wrong.json()["errors"][0]) == set(refused.json()["errors"][0]) | {
+        "hint",
+        "request_id",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "members"),
+    [
+        (
+            "auth401",
+            "application/json",
+            {"status", "error", "code", "detail", "hint", "request_id"},
+        ),
+        (
+            "problem",
+            "application/problem+json",
+            {"type", "title", "status", "detail", "instance", "code", "hint", "request_id"},
+        ),
+        ("standardized_errors", "application/json", {"type", "errors"}),
+    ],
+)
+def test_render_is_a_rendered_drf_response_in_each_format(
+    auth401_settings, fmt, content_type, members
+):
+    auth401_settings(RESPONSE_FORMAT=fmt)
+    request = APIRequestFactory().get("/api/x/", HTTP_X_REQUEST_ID="req-1")
+    response = responses.render(request, Auth401Error("token_revoked", scheme="Bearer"), ["X"])
+    assert isinstance(response, Response)
+    assert response.render() is response
+    assert json.loads(response.content) == response.data
+    assert set(response.data) == members
+    assert response["Content-Type"] == content_type
+    assert (response["X-Request-ID"], response["WWW-Authenticate"]) == ("req-1", "X")
+    assert response.data.get("detail", "The token has been revoked.") == (
+        "The token has been revoked."
+    )
+
+
+# -- OpenAPI: drf-standardized-errors' responses and auth401's, together -------------------------
+
+
+class Thing(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class ThingView(GenericAPIView):
+    serializer_class = Thing
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Any) -> Response:
+        return Response({})
+
+
+def _schema(schema_class: type) -> dict[str, Any]:
+    class Things(ThingView):
+        schema = schema_class()
+
+    class Token(TokenObtainPairView):
+        schema = schema_class()
+
+    patterns = [path("api/things/", Things.as_view()), path("api/token/", Token.as_view())]
+    schema = SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
+    validate_schema(schema)
+    return schema
+
+
+def test_schema_composes_with_drf_standardized_errors(standardized, settings):
+    # what drf-standardized-errors documents when it is the project's handler
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    }
+    own = _schema(DseAutoSchema)
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "EXCEPTION_HANDLER": "auth401.handlers.exception_handler",
+    }
+    schema = _schema(StandardizedAutoSchema)
+    ref = {"$ref": "#/components/schemas/Auth401StandardizedError"}
+    for url in ("/api/things/", "/api/token/"):
+        theirs = own["paths"][url]["post"]["responses"]
+        ours = schema["paths"][url]["post"]["responses"]
+        assert {"400", "405", "415", "500"} <= set(theirs)
+        # every response drf-standardized-errors documents stays, as it documents it, but
+        # 401 and 403, which are auth401's answers
+        assert set(ours) == set(theirs) | {"401", "403"}
+        for status in set(theirs) - {"401", "403"}:
+            assert ours[status] == theirs[status], (url, status)
+        for status in ("401", "403"):
+            assert ours[status]["content"] == {"application/json": {"schema": ref}}
+            assert "`code` is one of" in ours[status]["description"]
+    component = schema["components"]["schemas"]["Auth401StandardizedError"]
+    item = component["properties"]["errors"]["items"]
+    assert set(item["required"]) == {"code", "detail", "attr", "hint", "request_id"}
+    assert item["properties"]["code"] == {"$ref": "#/components/schemas/Auth401Code"}
+
+
+def test_schema_without_the_fallback_is_drf_standardized_errors_own_rule(auth401_settings):
+    """With DRF's default fallback, drf-standardized-errors answers nothing here, so it
+    documents nothing; auth401's 401/403 stay."""
+    auth401_settings(RESPONSE_FORMAT="standardized_errors")
+    things = _schema(StandardizedAutoSchema)["paths"]["/api/things/"]["post"]["responses"]
+    assert set(things) == {"200", "401", "403"}
+
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "docs_url",
     ["https://e.com/errors/{code}#{section}", "https://e.com/{code}/{", "https://e.com/{code}/{0}"],
@@ -17,6 +215,7 @@ def test_docs_url_with_other_braces(api_client, auth401_settings, docs_url):
     assert body["docs"] == docs_url.replace("{code}", "credentials_missing")
 
 
+@pytest.mark.django_db
 def test_one_challenge_per_jwt_header_type(api_client, settings):
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "AUTH_HEADER_TYPES": ("Bearer", "JWT")}
     response = api_client.get("/api/order/jwt-only/", HTTP_AUTHORIZATION="JWT abc")

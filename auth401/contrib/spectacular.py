@@ -16,11 +16,16 @@ answer bad credentials with 401) then lists:
   ``RESPONSE_FORMAT = "problem"``), whose ``code`` is the ``Auth401Code`` enum: exactly the
   catalogue of ``auth401.codes``.
 
+simplejwt's token views also document their ``400`` (a refused field, or a body that cannot be
+parsed), and their request bodies say ``minLength: 1`` where a blank value is refused.
+
 Responses an operation declares itself (``@extend_schema(responses={403: ...})``) are kept.
 A project with its own ``AutoSchema`` subclass mixes in ``Auth401SchemaMixin`` instead.
 
 Importing this module also registers OpenAPI security schemes for auth401's Bearer, Basic and
-Session classes (drf-spectacular matches only DRF's and simplejwt's own classes).
+Session classes, and the schemas of the token serializers (auth401's refresh serializer answers
+``access``, and ``refresh`` only with ``ROTATE_REFRESH_TOKENS``): drf-spectacular matches only
+DRF's and simplejwt's own classes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from drf_spectacular.authentication import BasicScheme, SessionScheme
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework.permissions import AllowAny
@@ -71,10 +77,19 @@ _SHARED_MEMBERS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: plain Django views are not in the schema; their answers under API_PATH_PREFIXES are these
+PLAIN_VIEWS = (
+    "Plain Django views under `API_PATH_PREFIXES` (for example `login_required` views) answer "
+    "with this body too: 401 `credentials_missing` or `session_expired` when there is no "
+    'usable session (their `WWW-Authenticate` is `Session realm="api"`, since a session is '
+    "all they accept), 401 `scheme_unsupported` when an `Authorization` header was sent "
+    "instead, and 403 `permission_denied` when the view refuses."
+)
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "auth401's body for every 401 and 403 (CONTRACT §2). Build client logic on "
-    "`code` and `status`, never on the translated `detail`.",
+    "description": "auth401's body for every 401 and 403. Build client logic on `code` and "
+    "`status`, never on the translated `detail`. " + PLAIN_VIEWS,
     "properties": {
         "status": {"type": "integer", "description": "The HTTP status.", "example": 401},
         "error": {
@@ -97,7 +112,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "auth401's body in RFC 9457 form (RESPONSE_FORMAT = 'problem').",
+    "description": "auth401's body in RFC 9457 form (RESPONSE_FORMAT = 'problem'). " + PLAIN_VIEWS,
     "properties": {
         "type": {"type": "string", "format": "uri-reference"},
         "title": {"type": "string", "description": "The HTTP reason phrase."},
@@ -111,10 +126,56 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "required": ["type", "title", "status", "detail", "instance", "code", "hint", "request_id"],
 }
 
+VALIDATION_COMPONENT = "Auth401TokenRequestError"
+#: the token views' 400 (DRF's default shape, from FALLBACK_EXCEPTION_HANDLER)
+VALIDATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The request body was refused: each refused field maps to its messages "
+    "(`non_field_errors` for the body as a whole), or `detail` says why the body could not be "
+    "parsed. Not an authentication failure: nothing was checked.",
+    "properties": {
+        "detail": {"type": "string", "description": "Why the body could not be parsed."},
+    },
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+VALIDATION_TEXT = (
+    "The request body is malformed or a field is missing or blank; fix the request (no "
+    "credentials were checked, nothing was counted)."
+)
+
+STANDARDIZED_COMPONENT = "Auth401StandardizedError"
+STANDARDIZED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "auth401's body in drf-standardized-errors' shape (RESPONSE_FORMAT = "
+    "'standardized_errors'): one error, whose `code` is auth401's. " + PLAIN_VIEWS,
+    "properties": {
+        "type": {"type": "string", "enum": ["client_error"]},
+        "errors": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": _CODE_REF,
+                    "detail": {"type": "string", "description": "What went wrong (translated)."},
+                    "attr": {"type": "string", "nullable": True, "enum": [None]},
+                    **_SHARED_MEMBERS,
+                    **_OPTIONAL_MEMBERS,
+                    "docs": ERROR_SCHEMA["properties"]["docs"],
+                },
+                "required": ["code", "detail", "attr", "hint", "request_id"],
+            },
+        },
+    },
+    "required": ["type", "errors"],
+}
+
 #: RESPONSE_FORMAT -> (media type, component name, schema)
 FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "auth401": ("application/json", ERROR_COMPONENT, ERROR_SCHEMA),
     "problem": ("application/problem+json", PROBLEM_COMPONENT, PROBLEM_SCHEMA),
+    "standardized_errors": ("application/json", STANDARDIZED_COMPONENT, STANDARDIZED_SCHEMA),
 }
 
 _STRING = {"schema": {"type": "string"}}
@@ -170,14 +231,16 @@ class Auth401SchemaMixin:
     view: Any
     registry: Any
 
+    def auth401_token_view(self) -> bool:
+        """One of simplejwt's token views (obtain, refresh, verify, blacklist)."""
+        from rest_framework_simplejwt.views import TokenViewBase
+
+        return isinstance(self.view, TokenViewBase)
+
     def auth401_protected(self) -> bool:
         """Whether the operation can answer 401/403: it authenticates, checks a permission,
         or is one of simplejwt's token views (their bad credentials are 401s)."""
-        try:
-            from rest_framework_simplejwt.views import TokenViewBase
-        except ImportError:  # pragma: no cover - simplejwt is a dependency of auth401
-            TokenViewBase = ()  # noqa: N806
-        if isinstance(self.view, TokenViewBase):
+        if self.auth401_token_view():
             return True
         if self.view.get_authenticators():
             return True
@@ -210,7 +273,22 @@ class Auth401SchemaMixin:
         if direction == "response" and self.auth401_protected():
             for status, response in self.auth401_responses().items():
                 responses.setdefault(status, response)
+            if self.auth401_token_view():
+                responses.setdefault("400", self.auth401_validation_response())
         return responses
+
+    def auth401_validation_response(self) -> dict[str, Any]:
+        component = ResolvedComponent(
+            name=VALIDATION_COMPONENT,
+            type=ResolvedComponent.SCHEMA,
+            object=VALIDATION_COMPONENT,
+            schema=VALIDATION_SCHEMA,
+        )
+        self.registry.register_on_missing(component)
+        return {
+            "description": VALIDATION_TEXT,
+            "content": {"application/json": {"schema": component.ref}},
+        }
 
 
 class AutoSchema(Auth401SchemaMixin, SpectacularAutoSchema):
@@ -229,6 +307,75 @@ class Auth401BasicScheme(BasicScheme):
 
 class Auth401SessionScheme(SessionScheme):
     target_class = "auth401.authentication.SessionAuthentication"
+
+
+#: what DRF's CharField strips (``str.strip``): a value of only these is blank once trimmed
+_SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: DRF's CharField refuses a NUL (ProhibitNullCharactersValidator) and a blank value
+NOT_BLANK = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
+
+
+def _token_fields(**fields: dict[str, Any]) -> dict[str, Any]:
+    """An object schema of string fields: ``{"name": {"readOnly"|"writeOnly": True}}``.
+    Fields a client sends are ``minLength: 1``, hold no NUL and something besides whitespace:
+    DRF's ``CharField`` refuses a null character, and a value blank once trimmed, with a 400."""
+    properties: dict[str, Any] = {}
+    for name, flags in fields.items():
+        field: dict[str, Any] = {"type": "string", **flags}
+        if not flags.get("readOnly"):
+            field.update(minLength=1, pattern=NOT_BLANK)
+        properties[name] = field
+    return {"type": "object", "properties": properties, "required": sorted(properties)}
+
+
+class Auth401TokenRefreshSerializerExtension(OpenApiSerializerExtension):
+    """auth401's refresh serializer: ``refresh`` in, ``access`` out, and ``refresh`` out too
+    only with ``ROTATE_REFRESH_TOKENS`` (read when the schema is built)."""
+
+    target_class = "auth401.serializers.TokenRefreshSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        from rest_framework_simplejwt.settings import api_settings
+
+        rotated = api_settings.ROTATE_REFRESH_TOKENS
+        return _token_fields(
+            refresh={} if rotated else {"writeOnly": True}, access={"readOnly": True}
+        )
+
+
+class Auth401TokenObtainPairSerializerExtension(OpenApiSerializerExtension):
+    """simplejwt's obtain-pair serializer with ``minLength: 1`` on the credentials (it refuses
+    blank ones); takes precedence over drf-spectacular's own extension for it."""
+
+    target_class = "rest_framework_simplejwt.serializers.TokenObtainPairSerializer"
+    match_subclasses = True
+    priority = 1
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        return _token_fields(
+            **{self.target.username_field: {"writeOnly": True}},
+            password={"writeOnly": True},
+            access={"readOnly": True},
+            refresh={"readOnly": True},
+        )
+
+
+class Auth401TokenVerifySerializerExtension(OpenApiSerializerExtension):
+    target_class = "rest_framework_simplejwt.serializers.TokenVerifySerializer"
+    match_subclasses = True
+    priority = 1
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        return _token_fields(token={"writeOnly": True})
+
+
+class Auth401TokenBlacklistSerializerExtension(OpenApiSerializerExtension):
+    target_class = "rest_framework_simplejwt.serializers.TokenBlacklistSerializer"
+    match_subclasses = True
+    priority = 1
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        return _token_fields(refresh={"writeOnly": True})
 
 
 __all__ = ["AutoSchema", "Auth401SchemaMixin", "ERROR_COMPONENT", "CODE_COMPONENT"]

@@ -1,0 +1,99 @@
+"""auth401.serializers.TokenRefreshSerializer: simplejwt's refresh with the account state on
+top, over HTTP (``/api/token/refresh/``) and in Python."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+import time_machine
+from django.conf import settings as django_settings
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from auth401 import accounts
+from auth401.models import AuthEvent
+from auth401.serializers import TokenRefreshSerializer, read_token
+
+REFRESH = "/api/token/refresh/"
+
+
+def refresh(api_client: Any, token: Any) -> Any:
+    return api_client.post(REFRESH, {"refresh": str(token)}, format="json")
+
+
+def assert_refused(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert set(body) >= {"status", "error", "code", "detail", "hint", "request_id"}
+    assert response["X-Request-ID"] == body["request_id"]
+    assert response["Cache-Control"] == "no-store"
+    assert response.has_header("WWW-Authenticate") == (status == 401)
+    return body
+
+
+@pytest.mark.django_db
+def test_a_good_refresh_token_gives_an_access_token_for_its_user(api_client, user):
+    response = refresh(api_client, RefreshToken.for_user(user))
+    assert response.status_code == 200
+    assert set(response.json()) == {"access"}
+    assert AccessToken(response.json()["access"])["user_id"] == str(user.pk)
+    assert not AuthEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("state", "status", "code"),
+    [("locked", 403, "account_locked"), ("suspended", 403, "account_suspended")],
+)
+def test_an_account_that_may_not_be_used_cannot_refresh(
+    api_client, account_factory, state, status, code
+):
+    user = account_factory("active", username=f"to-be-{state}")
+    token = RefreshToken.for_user(user)
+    getattr(accounts, "lock" if state == "locked" else "suspend")(user)
+    assert_refused(refresh(api_client, token), status, code)
+    row = AuthEvent.objects.filter(code=code).get()
+    assert (row.user_id, row.status_code) == (user.pk, status)
+
+
+@pytest.mark.django_db
+def test_a_refresh_token_older_than_an_admin_lock_is_revoked_after_unlock(api_client, user):
+    with time_machine.travel(timezone.now() - timedelta(minutes=5)):
+        token = RefreshToken.for_user(user)
+    accounts.lock(user)
+    accounts.unlock(user)
+    assert_refused(refresh(api_client, token), 401, "token_revoked")
+    fresh = refresh(api_client, RefreshToken.for_user(user))
+    assert fresh.status_code == 200, fresh.content
+
+
+@pytest.mark.django_db
+def test_an_inactive_user_cannot_refresh(api_client, user_factory):
+    inactive = user_factory("inactive", is_active=False)
+    body = assert_refused(
+        refresh(api_client, RefreshToken.for_user(inactive)), 403, "account_inactive"
+    )
+    assert body["detail"] == "This account is inactive."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("exp", [1e300, 10**40, 253402300800, "later", [1], True])
+def test_absurd_exp_is_token_invalid_in_python_and_over_http(api_client, user, exp):
+    now = int(timezone.now().timestamp())
+    raw = jwt.encode(
+        {"token_type": "refresh", "exp": exp, "iat": now, "jti": "x", "user_id": str(user.pk)},
+        django_settings.SECRET_KEY,
+        algorithm="HS256",
+    )
+    if not isinstance(exp, bool | str | list):
+        with pytest.raises(TokenError):
+            read_token(RefreshToken, raw)
+    serializer = TokenRefreshSerializer(data={"refresh": raw})
+    with pytest.raises(TokenError):
+        serializer.is_valid()
+    assert_refused(refresh(api_client, raw), 401, "token_invalid")
