@@ -203,7 +203,6 @@ def test_schema_without_the_fallback_is_drf_standardized_errors_own_rule(auth401
     assert set(things) == {"200", "401", "403"}
 
 
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "docs_url",
