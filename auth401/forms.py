@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm as DjangoAdminAuthenticationForm
@@ -81,13 +81,17 @@ def people_message(failure: Auth401Error) -> tuple[str, str]:
     return detail, translated(NO_END_HINTS[code])
 
 
-class Auth401FormMixin:
-    request: object
+if TYPE_CHECKING:
+    _LoginFormBase = DjangoAuthenticationForm
+else:  # a mixin at run time: the form it is mixed into comes after it in the MRO
+    _LoginFormBase = object
 
+
+class Auth401FormMixin(_LoginFormBase):
     def get_invalid_login_error(self) -> forms.ValidationError:
         failure = stashed_failure(getattr(self, "request", None))
         if failure is None:
-            return super().get_invalid_login_error()  # type: ignore[misc]
+            return super().get_invalid_login_error()
         detail, hint = people_message(effective(failure))
         return forms.ValidationError(
             "%(detail)s %(hint)s", code=failure.code, params={"detail": detail, "hint": hint}
@@ -152,8 +156,10 @@ class AccountChangeForm(forms.Form):
     def clean_reason(self) -> str:
         return " ".join(self.cleaned_data["reason"].split())
 
-    def clean(self) -> dict[str, Any]:
+    def clean(self) -> dict[str, Any] | None:
         data = super().clean()
+        if data is None:  # Form.clean() returns cleaned_data; a None would keep it as it is
+            return data
         duration, until = data.get("duration"), data.get("until")
         if duration and until:
             raise forms.ValidationError(_("Choose a duration or an end time, not both."))
