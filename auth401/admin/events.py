@@ -133,9 +133,10 @@ class AuthEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("user"), ordering="user")
     def user_link(self, obj: AuthEvent) -> str:
-        if obj.user_id is None:
+        user = obj.user  # None without a query when user_id is None
+        if user is None:
             return "-"
-        name = obj.user.get_username()
+        name = user.get_username()
         url = admin_url(self.admin_site, get_user_model(), "change", obj.user_id)
         return format_html('<a href="{}">{}</a>', url, name) if url else name
 

@@ -51,7 +51,8 @@ def is_formula(text: str) -> bool:
     if text[0] in FORMULA_STARTS:
         return True
     folded = unicodedata.normalize("NFKC", text[:64])  # ＝ -> =, NBSP -> space
-    start = _LEADING_BLANKS.match(folded).end()  # type: ignore[union-attr]
+    blanks = _LEADING_BLANKS.match(folded)  # always matches: the pattern accepts ""
+    start = blanks.end() if blanks else 0
     return start < len(folded) and folded[start] in FORMULA_STARTS
 
 

@@ -16,7 +16,7 @@ admin already has the actions, when no admin is registered for the user model, o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -37,28 +37,34 @@ BUTTONS = {
     "suspended": ("reinstate",),
 }
 
+if TYPE_CHECKING:
+    _UserAdminBase = admin.ModelAdmin[Any]
+else:  # a mixin at run time: the user admin it is mixed into comes after it in the MRO
+    _UserAdminBase = object
 
-class AccountActionsMixin:
+
+class AccountActionsMixin(_UserAdminBase):
     """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin, and
     an "Account status" section to a user's page with the state, the reason and the buttons;
     each change asks for a reason (and, for a lock, an end) before calling
     ``auth401.accounts``."""
 
     def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
         return [*fieldsets, (_("Account status"), {"fields": ["auth401_account"]})]
 
     def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
-        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        fields = super().get_readonly_fields(request, obj)
         return fields if obj is None else [*fields, "auth401_account"]
 
     @admin.display(description=_("state"))
     def auth401_account(self, obj: Any) -> str:
-        site = self.admin_site  # type: ignore[attr-defined]
+        site = self.admin_site
         status = AccountStatus.objects.filter(user=obj).select_related("changed_by").first()
         state = status.effective_state() if status else AccountStatus.State.ACTIVE
+        buttons: str
         try:
             buttons = format_html_join(
                 " ",
@@ -89,13 +95,13 @@ class AccountActionsMixin:
 
     def get_actions(self, request: Any) -> dict[str, Any]:
         """The admin's own actions, and auth401's for whoever may change users and accounts."""
-        actions = super().get_actions(request)  # type: ignore[misc]
-        if self.has_change_permission(request) and can_change_accounts(request):  # type: ignore[attr-defined]
+        actions = super().get_actions(request)
+        if self.has_change_permission(request) and can_change_accounts(request):
             for action in USER_ACTIONS:
                 actions[action.__name__] = (
                     action,
                     action.__name__,
-                    action.short_description,  # type: ignore[attr-defined]
+                    action.short_description,
                 )
         return actions
 

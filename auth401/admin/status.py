@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from auth401.models import AccountStatus, AuthEvent
@@ -121,7 +122,7 @@ class AccountStatusAdmin(admin.ModelAdmin):
             .order_by("-created_at", "-pk")[:RECENT_EVENTS]
         )
         if not events:
-            return _("No events.")
+            return gettext("No events.")
         rows = format_html_join(
             "\n",
             '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
