@@ -9,10 +9,11 @@ handler or drf-standardized-errors.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.core import exceptions as django_exceptions
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.response import Response
 from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
@@ -42,11 +43,19 @@ HANDLED = (
 ROLLBACK_CODES = frozenset({"permission_denied"})
 
 
+def default_authenticators() -> list[BaseAuthentication]:
+    """One instance of each of DRF's ``DEFAULT_AUTHENTICATION_CLASSES``."""
+    # djangorestframework-stubs type the setting as it is written (dotted paths); DRF's
+    # api_settings imports them, so each item is a class.
+    classes = cast("list[type[BaseAuthentication]]", drf_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    return [cls() for cls in classes]
+
+
 def view_authenticators(request: Any) -> list[Any]:
     """The view's authenticators; for views with none (simplejwt's token views), DRF's
     default classes, so that their 401s still carry the API's challenges."""
     found = list(getattr(request, "authenticators", None) or ())
-    return found or [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
+    return found or default_authenticators()
 
 
 def accepted_schemes(authenticators: list[Any], request: Any) -> list[str]:
@@ -161,7 +170,7 @@ def challenges_for(request: Any, failure: Auth401Error, authenticators: list[Any
     realm-only ones named after the view's classes.  A 401 always has one (RFC 9110)."""
     listed = responses.challenges(request, authenticators, failure)
     if not listed:
-        defaults = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]  # type: ignore[operator]
+        defaults = default_authenticators()
         listed = responses.challenges(request, defaults, failure)
         listed = listed or realm_challenges(authenticators) or ['Bearer realm="api"']
     return listed

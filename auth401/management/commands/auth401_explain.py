@@ -27,7 +27,7 @@ import getpass
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import jwt
 from django.contrib.auth import get_user_model
@@ -37,7 +37,6 @@ from django.utils import timezone
 from rest_framework import authentication as drf_authentication
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
-from rest_framework.settings import api_settings as drf_settings
 from rest_framework_simplejwt import authentication as jwt_authentication
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
@@ -50,8 +49,11 @@ from auth401.backends import STATUS_RELATION
 from auth401.codes import PROBLEMS
 from auth401.conf import app_settings
 from auth401.exceptions import Auth401Error
-from auth401.handlers import failure_for_exception, unauthenticated
+from auth401.handlers import default_authenticators, failure_for_exception, unauthenticated
 from auth401.upstream import PYJWT_REASONS, claim_time, classify_token_error, unverified_claims
+
+if TYPE_CHECKING:
+    from rest_framework_simplejwt.tokens import Token
 
 PATH = "/api/"  # the request the explanation imagines: a protected API view
 
@@ -211,7 +213,9 @@ def explain_signature(ex: Explanation, raw: bytes) -> None:
     try:
         jwt.decode(
             raw,
-            token_backend.get_verifying_key(raw),
+            # simplejwt annotates the argument as a Token; it is the encoded JWT (PyJWKClient
+            # reads its header), as TokenBackend.decode() passes it.
+            token_backend.get_verifying_key(cast("Token", raw)),
             algorithms=[token_backend.algorithm],
             options={
                 "verify_signature": True,
@@ -318,11 +322,12 @@ def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header
             first_error = first_error or exc
     if validated is None:
         assert first_error is not None
-        failure = classify_token_error(first_error, raw, token_classes[0])
+        refused = classify_token_error(first_error, raw, token_classes[0])
         ex.say(f"Token classes ({names}): none accepts it.")
-        ex.fail(failure)
+        ex.fail(refused)
         return
     ex.say(f"Token classes ({names}): {type(validated).__name__} accepts it.")
+    failure: Auth401Error | None
     try:
         user = authenticator.get_user(validated)
     except drf_exceptions.APIException as exc:
@@ -494,7 +499,7 @@ class Command(BaseCommand):
         factory = RequestFactory()
         meta: dict[str, Any] = {"HTTP_AUTHORIZATION": raw.decode("latin-1")} if raw else {}
         request = Request(factory.get(PATH, **meta))
-        authenticators = [cls() for cls in drf_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        authenticators = default_authenticators()
         request.authenticators = authenticators
         parts = raw.split()
         if not parts:
