@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -60,7 +60,13 @@ def _describe_malformed(header: bytes) -> Any:
     return PROBLEMS["not_base64"]
 
 
-class _Auth401Mixin:
+if TYPE_CHECKING:
+    _AuthenticationBase = authentication.BaseAuthentication
+else:  # a mixin at run time: the upstream class it is mixed into comes after it in the MRO
+    _AuthenticationBase = object
+
+
+class _Auth401Mixin(_AuthenticationBase):
     """What every auth401 class shares: the scheme name and the mapping of parse errors."""
 
     auth401_scheme = ""
@@ -72,7 +78,7 @@ class _Auth401Mixin:
         return (self.auth401_scheme,)
 
     def auth401_challenge(self, request: Request, failure: Auth401Error | None) -> str | None:
-        return self.authenticate_header(request)  # type: ignore[attr-defined]
+        return self.authenticate_header(request)
 
     def _header(self, request: Request) -> bytes:
         """The Authorization header as bytes, as upstream reads it; a header upstream cannot
@@ -117,7 +123,7 @@ class _Auth401Mixin:
         failure = failure_for(user, scheme=self.auth401_scheme, **kwargs)
         if failure is not None:
             failure = failure.as_type(self.refusal_type)
-            failure.user = user  # type: ignore[attr-defined]  # for the audit row
+            failure.user = user  # for the audit row
             raise failure
 
 
@@ -167,6 +173,8 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         )
         return user, validated_token
 
+    # simplejwt annotates get_header() as returning bytes, but it returns None when the header
+    # is missing (authenticate() checks for it), as this override does.
     def get_header(self, request: Request) -> bytes | None:  # type: ignore[override]
         if simplejwt.api_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION":
             return super().get_header(request)
@@ -238,7 +246,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             failure = TokenAuthenticationFailed(
                 "account_inactive", scheme="Bearer", upstream_code="user_inactive"
             )
-            failure.user = user  # type: ignore[attr-defined]  # for the audit row
+            failure.user = user  # for the audit row
             raise failure
         if jwt_settings.CHECK_REVOKE_TOKEN and validated_token.get(
             jwt_settings.REVOKE_TOKEN_CLAIM
@@ -246,7 +254,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             failure = TokenAuthenticationFailed(
                 "token_revoked", scheme="Bearer", upstream_code="password_changed"
             )
-            failure.user = user  # type: ignore[attr-defined]
+            failure.user = user
             raise failure
         return user
 
@@ -276,7 +284,7 @@ class TokenAuthentication(_Auth401Mixin, authentication.TokenAuthentication):
         if not token.user.is_active:
             # DRF raises AuthenticationFailed here; auth401's code answers 403 over HTTP.
             failure = AuthenticationError("account_inactive", scheme=self.keyword)
-            failure.user = token.user  # type: ignore[attr-defined]  # for the audit row
+            failure.user = token.user  # for the audit row
             raise failure
         created = getattr(token, "created", None)
         self._check_account(token.user, issued_at=created)

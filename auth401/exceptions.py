@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import translation
 from rest_framework import exceptions
@@ -47,6 +47,9 @@ class Auth401Error(exceptions.APIException):
     """
 
     reason: Reason
+    #: the user the failure is about, set where credentials named one (for the audit row);
+    #: absent otherwise, so read it with ``getattr(failure, "user", None)``
+    user: Any
 
     def __new__(cls, code: str, *args: Any, **kwargs: Any) -> Auth401Error:
         if cls is Auth401Error:
@@ -134,7 +137,13 @@ class ForbiddenError(Auth401Error, exceptions.PermissionDenied):
     """DRF's ``PermissionDenied`` with a catalogue reason."""
 
 
-class _UpstreamDetail:
+if TYPE_CHECKING:
+    _UpstreamBase = Auth401Error
+else:  # a mixin at run time: the Auth401Error it is mixed into comes after it in the MRO
+    _UpstreamBase = object
+
+
+class _UpstreamDetail(_UpstreamBase):
     """simplejwt's errors carry ``detail`` as a dict (``detail``, ``code`` and, for
     ``InvalidToken``, ``messages``); these keep it, with auth401's text as its ``detail``
     and upstream's untranslated code as its ``code``."""
@@ -152,11 +161,11 @@ class _UpstreamDetail:
         self._upstream: dict[str, Any] = {"code": upstream_code or self.default_code}
         if messages is not None:
             self._upstream["messages"] = messages
-        super().__init__(code, **kwargs)  # type: ignore[call-arg]
-        self._arguments.update(upstream_code=upstream_code, messages=messages)  # type: ignore[attr-defined]
+        super().__init__(code, **kwargs)
+        self._arguments.update(upstream_code=upstream_code, messages=messages)
 
     def _upstream_arguments(self, code: str) -> dict[str, Any]:
-        text = self.render_detail()  # type: ignore[attr-defined]
+        text = self.render_detail()
         return {"detail": {"detail": text, **self._upstream}, "code": None}
 
 

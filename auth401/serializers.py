@@ -68,7 +68,7 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             failure = TokenAuthenticationFailed(
                 code, scheme="Bearer", upstream_code="no_active_account"
             )
-            failure.user = user  # type: ignore[attr-defined]  # for the audit row
+            failure.user = user  # for the audit row
             raise failure
         refused = failure_for(
             user,
@@ -78,5 +78,5 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             check_active=False,  # the rule above decided that
         )
         if refused is not None:
-            refused.user = user  # type: ignore[attr-defined]
+            refused.user = user
             raise refused
