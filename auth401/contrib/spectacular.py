@@ -31,7 +31,7 @@ DRF's and simplejwt's own classes.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.authentication import BasicScheme, SessionScheme
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -225,11 +225,14 @@ def describe(status: int, reasons: list[Any]) -> str:
     return f"{head}\n\n`code` is one of:\n\n" + "\n".join(lines)
 
 
-class Auth401SchemaMixin:
-    """Adds auth401's 401/403 responses to the operations of a drf-spectacular AutoSchema."""
+if TYPE_CHECKING:
+    _SchemaBase = SpectacularAutoSchema
+else:  # a mixin at run time: the AutoSchema it is mixed into comes after it in the MRO
+    _SchemaBase = object
 
-    view: Any
-    registry: Any
+
+class Auth401SchemaMixin(_SchemaBase):
+    """Adds auth401's 401/403 responses to the operations of a drf-spectacular AutoSchema."""
 
     def auth401_token_view(self) -> bool:
         """One of simplejwt's token views (obtain, refresh, verify, blacklist)."""
@@ -268,7 +271,7 @@ class Auth401SchemaMixin:
         return responses
 
     def _get_response_bodies(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        responses = super()._get_response_bodies(*args, **kwargs)  # type: ignore[misc]
+        responses = super()._get_response_bodies(*args, **kwargs)
         direction = kwargs.get("direction", args[0] if args else "response")
         if direction == "response" and self.auth401_protected():
             for status, response in self.auth401_responses().items():
