@@ -28,7 +28,14 @@ from .codes import COOKIE_SCHEMES, HEADER_NOTE, PROBLEMS, SCHEMES_OR, translated
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .request_id import posted_token
-from .upstream import UNREADABLE_CLAIMS, causes, classify_token_error, reason_for_upstream
+from .upstream import (
+    UNREADABLE_CLAIMS,
+    causes,
+    classify_token_error,
+    reason_for_upstream,
+    unreadable_time,
+    unverified_claims,
+)
 
 HANDLED = (
     drf_exceptions.NotAuthenticated,
@@ -125,9 +132,14 @@ def _own_message(exc: Exception) -> str | None:
 def failure_for_exception(exc: Exception, context: dict[str, Any]) -> Auth401Error | None:
     if isinstance(exc, Auth401Error):
         return exc
-    if isinstance(exc, UNREADABLE_CLAIMS) and isinstance(context.get("view"), TokenViewBase):
+    if (
+        isinstance(exc, UNREADABLE_CLAIMS)
+        and isinstance(context.get("view"), TokenViewBase)
+        and unreadable_time(unverified_claims(posted_token(context.get("request"))))
+    ):
         # simplejwt's claim checks overflow on a signed token with exp/nbf/iat that no datetime
-        # holds (1e300); its token views only catch TokenError.
+        # holds (1e300); its token views only catch TokenError.  Any other such error is a bug
+        # and stays a 500, logged.
         return Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["unverifiable"])
     if not isinstance(exc, HANDLED):
         return None

@@ -113,6 +113,22 @@ def claim_time(claims: dict[str, Any], *names: str) -> datetime | None:
     return None
 
 
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def unreadable_time(claims: dict[str, Any]) -> bool:
+    """Whether a time claim is a number no datetime holds (1e300): what simplejwt's claim
+    checks overflow on."""
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                datetime_from_epoch(value)
+            except UNREADABLE_CLAIMS:
+                return True
+    return False
+
+
 def issued_at(claims: dict[str, Any]) -> datetime:
     """When a token was issued, for revocation; the epoch when ``iat`` is absent or unusable
     (a string, a bool, 1e300), so such a token is never newer than a lock."""

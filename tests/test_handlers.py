@@ -534,19 +534,47 @@ def test_plain_view_with_credentials_it_cannot_use_is_scheme_unsupported(client,
 # -- simplejwt's token views: a time claim that overflows simplejwt's checks --------------------
 
 
+def _token_view_request(token: str) -> Request:
+    """A DRF request to simplejwt's verify view whose body has been parsed, as the view does."""
+    from rest_framework.parsers import JSONParser
+
+    factory = APIRequestFactory()
+    request = Request(
+        factory.post("/api/token/verify/", {"token": token}, format="json"),
+        parsers=[JSONParser()],
+    )
+    assert request.data == {"token": token}
+    return request
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("error", [OverflowError("timestamp out of range"), ValueError("year")])
-def test_token_view_claim_overflow_is_token_invalid_not_a_500(error):
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_token_view_claim_overflow_is_token_invalid_not_a_500(error, claim):
     """simplejwt's verify and blacklist views catch TokenError only; the overflow of a signed
     token's exp/nbf/iat reaches the handler, which answers token_invalid."""
+    import jwt
+    from django.conf import settings as django_settings
     from rest_framework_simplejwt.views import TokenVerifyView
 
-    request = APIRequestFactory().post("/api/token/verify/", {}, format="json")
+    token = jwt.encode({claim: 1e300}, django_settings.SECRET_KEY, algorithm="HS256")
+    request = _token_view_request(token)
     response = exception_handler(error, {"request": request, "view": TokenVerifyView()})
     assert response.status_code == 401
     assert response.data["code"] == "token_invalid"
     assert response.data["detail"] == "The token is not valid: it could not be verified."
     assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("error", [OverflowError("x"), ValueError("bug"), OSError("disk")])
+def test_other_errors_in_a_token_view_are_not_token_failures(error):
+    """An OverflowError, ValueError or OSError in a token view whose token has readable times
+    is a bug: not answered as a bad token (it reaches Django as a 500, logged)."""
+    from rest_framework_simplejwt.views import TokenVerifyView
+
+    request = _token_view_request("aaa.bbb.ccc")
+    assert exception_handler(error, {"request": request, "view": TokenVerifyView()}) is None
 
 
 def test_the_same_error_elsewhere_is_not_an_authentication_failure():
