@@ -244,3 +244,13 @@ def test_staff_with_the_view_permission_reads_the_trail(client, user_factory):
     nobody = user_factory("nobody", is_staff=True)
     client.force_login(nobody)
     assert client.get(CHANGELIST).status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"code": "a\x00b"}, {"scheme": "a\x00b"}, {"status": "4\x001"}])
+def test_changelist_values_with_a_nul_match_nothing(admin_client, events, params):
+    """No stored value holds a NUL and PostgreSQL refuses one in a query: an empty list, not
+    a 500."""
+    response = admin_client.get(CHANGELIST, params)
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 0

@@ -94,6 +94,12 @@ class KindFilter(admin.SimpleListFilter):
         return queryset if kind is None else queryset.filter(code__in=kind[1])
 
 
+def storable(value: str) -> bool:
+    """Whether a text value from the URL can match a stored one: no row holds a NUL, and
+    PostgreSQL refuses one in a query (a 500 otherwise)."""
+    return "\x00" not in value
+
+
 class CodeFilter(admin.SimpleListFilter):
     """The catalogue's codes and the account events: fixed choices, no query."""
 
@@ -105,7 +111,9 @@ class CodeFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        return queryset.filter(code=value) if value else queryset
+        if not value:
+            return queryset
+        return queryset.filter(code=value) if storable(value) else queryset.none()
 
 
 class StatusCodeFilter(admin.SimpleListFilter):
@@ -140,6 +148,8 @@ class SchemeFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
+        if not storable(value):
+            return queryset.none()
         return queryset.filter(scheme="" if value == NONE else value)
 
 
