@@ -332,6 +332,50 @@ def test_account_action_view_refuses(admin_client, client, user_factory):
     assert not AccountStatus.objects.exists()
 
 
+def test_account_actions_need_the_user_change_permission_too(client, user_factory):
+    """Locking or suspending ends the user's sessions and tokens: ``change_accountstatus``
+    alone is not enough, on the account's page as in the lists."""
+    bob = user_factory("bob")
+    clerk = user_factory("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="change_accountstatus"))
+    client.force_login(clerk)
+    response = client.post(f"{STATUSES}user/{bob.pk}/suspend/", {"reason": "x"})
+    assert response.status_code == 403
+    assert not AccountStatus.objects.exists()
+    assert not AuthEvent.objects.exists()
+
+
+def test_only_a_superuser_changes_a_superusers_account(client, user_factory):
+    root = user_factory("root", is_staff=True, is_superuser=True)
+    clerk = user_factory("clerk", is_staff=True)
+    for codename in ("change_accountstatus", "change_user", "view_user"):
+        clerk.user_permissions.add(Permission.objects.get(codename=codename))
+    client.force_login(clerk)
+    response = client.post(f"{STATUSES}user/{root.pk}/suspend/", {"reason": "x"})
+    assert response.status_code == 403
+    # The user list's action refuses it too, naming the account, and changes nobody.
+    bob = user_factory("bob")
+    response = client.post(
+        "/admin/auth/user/",
+        {
+            "action": "auth401_suspend",
+            "_selected_action": [root.pk, bob.pk],
+            "apply": "1",
+            "reason": "cleanup",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert "root was not changed: only a superuser may change a superuser's account." in shown
+    assert list(AccountStatus.objects.values_list("user__username", "state")) == [
+        ("bob", "suspended")
+    ]
+    assert list(AuthEvent.objects.values_list("code", "username", "actor__username")) == [
+        ("admin_suspend", "bob", "clerk")
+    ]
+
+
 def test_account_action_needs_csrf(user_factory):
     from django.test import Client
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -116,6 +117,29 @@ ACTIONS: dict[str, AccountAction] = {
 }
 
 
+def has_perm(request: HttpRequest, model: Any, action: str) -> bool:
+    opts = model._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+def can_change_accounts(request: HttpRequest) -> bool:
+    """Locking, suspending, unlocking and reinstating need ``change_accountstatus`` and the
+    change permission of the user model (they end the user's sessions and tokens), wherever
+    they are offered: the user list, an account's page, the dashboard."""
+    return has_perm(request, AccountStatus, "change") and has_perm(
+        request, get_user_model(), "change"
+    )
+
+
+def may_change_account(request: HttpRequest, user: Any) -> bool:
+    """``can_change_accounts``, and only a superuser acts on a superuser's account (a staff
+    member must not be able to suspend the people who grant permissions)."""
+    acting = request.user
+    return can_change_accounts(request) and (
+        not getattr(user, "is_superuser", False) or getattr(acting, "is_superuser", False)
+    )
+
+
 def _effective_state(user: Any) -> str:
     status = AccountStatus.objects.filter(user=user).first()
     return status.effective_state() if status else AccountStatus.State.ACTIVE
@@ -128,8 +152,12 @@ def perform(
     done: list[str] = []
     not_locked: list[str] = []
     failed: list[str] = []
+    refused: list[str] = []
     for user in users:
         name = user.get_username()
+        if not may_change_account(request, user):
+            refused.append(name)
+            continue
         was_locked = action.name != "unlock" or _effective_state(user) == "locked"
         try:
             action.apply(user, by=request.user, form=form)
@@ -159,12 +187,22 @@ def perform(
             )
             % {"names": ", ".join(not_locked)},
         )
+    if refused:
+        messages.error(
+            request,
+            ngettext(
+                "%(names)s was not changed: only a superuser may change a superuser's account.",
+                "%(names)s were not changed: only a superuser may change a superuser's account.",
+                len(refused),
+            )
+            % {"names": ", ".join(refused)},
+        )
     if failed:
         messages.error(
             request,
             action.failed % {"names": ", ".join(failed), "request_id": get_request_id(request)},
         )
-    return not failed
+    return not failed and not refused
 
 
 #: Accounts named on the form page (the rest are counted).

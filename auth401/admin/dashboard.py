@@ -32,9 +32,9 @@ from auth401.forms import time_left
 from auth401.models import AccountStatus, AuthEvent
 from auth401.request_id import get_request_id
 
-from .actions import ACTIONS, render_form
+from .actions import ACTIONS, can_change_accounts, render_form
 from .filters import guessing_codes, username_group
-from .status import account_action_url, admin_url, can_change_accounts
+from .status import account_action_url, admin_url
 
 logger = logging.getLogger("auth401")
 

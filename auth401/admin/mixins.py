@@ -27,8 +27,8 @@ from django.utils.translation import gettext_lazy as _
 from auth401.conf import app_settings
 from auth401.models import AccountStatus
 
-from .actions import ACTIONS, USER_ACTIONS
-from .status import account_action_url, admin_url, can_change_accounts
+from .actions import ACTIONS, USER_ACTIONS, can_change_accounts
+from .status import account_action_url, admin_url
 
 #: The buttons a user's page offers in each state.
 BUTTONS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.auth import get_permission_codename, get_user_model
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,7 +19,14 @@ from django.utils.translation import gettext_lazy as _
 
 from auth401.models import AccountStatus, AuthEvent
 
-from .actions import ACTIONS, STATUS_ACTIONS, perform, render_form
+from .actions import (
+    ACTIONS,
+    STATUS_ACTIONS,
+    can_change_accounts,
+    may_change_account,
+    perform,
+    render_form,
+)
 from .filters import username_match
 
 #: How many of a user's events the AccountStatus page shows.
@@ -35,16 +42,6 @@ def admin_url(site: admin.AdminSite, model: Any, view: str, *args: Any) -> str |
         )
     except NoReverseMatch:
         return None
-
-
-def has_perm(request: HttpRequest, model: Any, action: str) -> bool:
-    opts = model._meta
-    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-
-
-def can_change_accounts(request: HttpRequest) -> bool:
-    """Locking, suspending, unlocking and reinstating need ``change_accountstatus``."""
-    return has_perm(request, AccountStatus, "change")
 
 
 def account_action_url(site: admin.AdminSite, user_pk: Any, name: str, next_url: str = "") -> str:
@@ -212,6 +209,8 @@ class AccountStatusAdmin(admin.ModelAdmin):
             user = model._default_manager.get(pk=model._meta.pk.to_python(user_pk))
         except (ValidationError, ValueError, model.DoesNotExist) as exc:
             raise Http404(_("No such user.")) from exc
+        if not may_change_account(request, user):
+            raise PermissionDenied
         next_url = request.POST.get("next") or request.GET.get("next") or ""
         if not url_has_allowed_host_and_scheme(
             next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
