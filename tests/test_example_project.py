@@ -488,3 +488,29 @@ def test_tests_settings_run_the_example_projects_wiring(settings):
     assert [m for m in example_settings.MIDDLEWARE if m in settings.MIDDLEWARE] == list(
         settings.MIDDLEWARE
     )
+
+
+def test_demo_against_a_database_url_keeps_its_guard(tmp_path):
+    """``manage.py auth401_demo`` turns DEBUG on only for the example project's own SQLite
+    file; pointed at a DATABASE_URL (which may be a real database) it still refuses to create
+    the demo superuser unless DJANGO_DEBUG=1 or --yes says so."""
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_DEBUG", "DJANGO_SETTINGS_MODULE", "REDIS_URL"}
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"
+    env["DJANGO_SECRET_KEY"] = "a-real-looking-secret-key-for-this-test-only-0123456789"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "auth401_demo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "DEBUG is off" in done.stderr
+    assert "--yes" in done.stderr
+    assert "admin-password-1" not in done.stdout
