@@ -24,7 +24,6 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
 from . import responses
-from ._lookup import StatusManager, lookup_with_status
 from .accounts import failure_for
 from .backends import STATUS_RELATION, Auth401Backend, stashed_failure
 from .codes import PROBLEMS
@@ -111,7 +110,7 @@ class _PrefetchingUserModel:
 
     @property
     def objects(self) -> Any:
-        return StatusManager(self.model.objects)
+        return self.model.objects.select_related(STATUS_RELATION)
 
 
 class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
@@ -320,7 +319,7 @@ def session_failure(request: Request) -> Auth401Error | None:
         return None
     model = get_user_model()
     try:
-        user = lookup_with_status(model._default_manager, "pk", user_id)
+        user = model._default_manager.select_related(STATUS_RELATION).get(pk=user_id)
     except (model.DoesNotExist, ValueError, TypeError):
         return Auth401Error("session_expired", scheme="Session")
     return failure_for(user, scheme="Session") or Auth401Error("session_expired", scheme="Session")

@@ -97,6 +97,29 @@ class FailureCounter(models.Model):
         return f"{self.counter_key}: {self.failures}"
 
 
+class CounterSlot(models.Model):
+    """A password check in flight for one counter (database counters): it holds a place
+    under the limit until its outcome is known, and expires by itself (``expires``, epoch ms)
+    when a worker dies mid-check."""
+
+    counter_key = models.CharField(max_length=80)
+    attempt = models.CharField(max_length=32, db_index=True)
+    expires = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("login in flight")
+        verbose_name_plural = _("logins in flight")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["counter_key", "attempt"], name="auth401_slot_key_attempt"
+            )
+        ]
+        indexes = [models.Index(fields=["counter_key", "expires"], name="auth401_slot_key")]
+
+    def __str__(self) -> str:
+        return f"{self.counter_key}: {self.attempt}"
+
+
 class AuthEvent(models.Model):
     """The audit trail: one row per failure, per admin status change, per audited success.
 
@@ -107,6 +130,12 @@ class AuthEvent(models.Model):
     code = models.CharField(_("code"), max_length=40)
     status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
     username = models.CharField(_("username as typed"), max_length=150, blank=True)
+    username_normalised = models.CharField(
+        _("username (normalised)"),
+        max_length=150,
+        blank=True,
+        help_text=_("Case-folded NFKC, as the lockout counts it."),
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -131,6 +160,14 @@ class AuthEvent(models.Model):
         verbose_name=_("actor"),
     )
     note = models.CharField(_("note"), max_length=255, blank=True)
+    event_id = models.UUIDField(
+        _("event id"),
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Made where the failure happened: the drain writes each event once."),
+    )
 
     class Meta:
         verbose_name = _("authentication event")
@@ -145,6 +182,9 @@ class AuthEvent(models.Model):
             models.Index(fields=["request_id"], name="auth401_event_request_id"),
             models.Index(fields=["status_code", "-created_at"], name="auth401_event_status"),
             models.Index(fields=["scheme", "-created_at"], name="auth401_event_scheme"),
+            models.Index(
+                fields=["username_normalised", "-created_at"], name="auth401_event_normalised"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ PASSWORD = "correct-horse-1"
 def _clear_cache() -> None:
     from django.core.cache import cache
 
-    from auth401._counters import is_redis
+    from auth401.counters import is_redis
 
     if is_redis(cache):
         # Only this run's keys (its KEY_PREFIX names the process): never FLUSHDB a shared Redis.
@@ -29,9 +29,16 @@ def _clear_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Lockout counters may live in the cache (Redis in CI): every test starts empty."""
+    """Lockout counters may live in the cache (Redis in CI): every test starts empty, with the
+    Redis circuit closed and no batched audit events left over."""
+    from auth401 import counters, events
+
+    counters.circuit.reset()
     _clear_cache()
     yield
+    counters.circuit.reset()
+    with events.batch._lock:
+        events.batch._events.clear()
     _clear_cache()
 
 
@@ -43,8 +50,8 @@ def _fresh_counter_connection(django_db_blocker):
     yield
     from django.db import connection
 
-    from auth401 import _counters
-    from auth401.models import FailureCounter
+    from auth401.counters import database as _counters
+    from auth401.models import AuthEvent, CounterSlot, FailureCounter
 
     side = getattr(_counters._side, "connection", None)
     if side is None:
@@ -53,6 +60,8 @@ def _fresh_counter_connection(django_db_blocker):
         if connection.vendor != "sqlite":
             with side.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {FailureCounter._meta.db_table}")
+                cursor.execute(f"DELETE FROM {CounterSlot._meta.db_table}")
+                cursor.execute(f"DELETE FROM {AuthEvent._meta.db_table}")
         _counters.close_side_connections(force=True)
 
 

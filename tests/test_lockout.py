@@ -89,11 +89,19 @@ def test_fifth_failure_locks_and_a_right_password_is_refused_too(
 
 
 @pytest.mark.django_db
-def test_usernames_are_normalised(user, api_client, auth401_settings):
+def test_unknown_spellings_share_one_counter_and_an_account_has_its_own(
+    user, api_client, auth401_settings
+):
     auth401_settings(FAILURE_LIMIT=3)
-    for name in ("ALICE", "Alice", "ａｌｉｃｅ"):
-        login(api_client, name, "wrong")
-    assert code(login(api_client, "alice", PASSWORD)) == "account_locked"
+    for name in ("GHOST", "Ghost", "ｇｈｏｓｔ"):
+        assert code(login(api_client, name, "wrong")) in ("credentials_invalid", "account_locked")
+    assert code(login(api_client, "ghost", "wrong")) == "account_locked"
+    # alice's counter is her account's: the unknown names' failures are not hers
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert lockout.peek("ghost").locked_ms > 0
+    assert lockout.peek("alice").locked_ms == 0
+    assert lockout.username_key("alice", user) != lockout.username_key("alice")
+    assert lockout.username_key("GHOST") == lockout.username_key("ｇｈｏｓｔ")
 
 
 @pytest.mark.django_db
@@ -214,9 +222,11 @@ def test_ip_limit_catches_password_spraying(user_factory, api_client, auth401_se
     for name in ("u1", "u2", "u3"):
         user_factory(name)
     answers = [code(login(api_client, name, "wrong")) for name in ("u1", "u2", "u3", "u1")]
-    assert answers == ["credentials_invalid", "credentials_invalid", "account_locked"] + [
-        "account_locked"
+    # the address is locked, not the accounts: address_locked, for real and unknown alike
+    assert answers == ["credentials_invalid", "credentials_invalid", "address_locked"] + [
+        "address_locked"
     ]
+    assert code(login(api_client, "nobody", "wrong")) == "address_locked"
     other_ip = login(api_client, "u1", PASSWORD, REMOTE_ADDR="10.9.9.9")
     assert other_ip.status_code == 200
     accounts_ip = lockout.peek("127.0.0.1", ip=True)

@@ -1,0 +1,352 @@
+"""Counters, locks, in-flight checks and events in the database (``FailureCounter``,
+``CounterSlot``, ``AuthEvent``): the SQL that the ORM cannot express (portable upserts, a
+transaction on a side connection) lives here and nowhere else.
+
+Each operation is one transaction.  Rows are touched in one order (the counters by sorted key,
+then the in-flight slots, then the event), so concurrent attempts cannot deadlock; the first
+statement of each is the counter upsert, which takes the rows' locks (PostgreSQL) or the
+database's write lock (SQLite) at once.
+
+Where the statements run: outside a transaction, on the default connection; inside one
+(``ATOMIC_REQUESTS``, a view calling ``authenticate()``), on PostgreSQL and other servers a
+separate connection of this thread, so a rollback of the request cannot undo a count or an
+event; on SQLite (one writer at a time) a savepoint of the request's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.core.signals import request_finished
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.utils import timezone
+
+from auth401.models import AuthEvent, CounterSlot, FailureCounter
+
+from . import Begin, Key, Lock, Peek, lock_duration, now_ms, policy
+
+logger = logging.getLogger("auth401")
+
+_side = threading.local()
+
+
+def _side_connection() -> Any:
+    """This thread's own autocommit connection to the default database."""
+    conn = getattr(_side, "connection", None)
+    if conn is None:
+        conn = _side.connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    conn.close_if_unusable_or_obsolete()
+    return conn
+
+
+def close_side_connections(**kwargs: Any) -> None:
+    """Close this thread's side connection when Django closes its own (request end), as
+    ``CONN_MAX_AGE`` says; ``force`` closes it whatever (test teardown)."""
+    conn = getattr(_side, "connection", None)
+    if conn is None:
+        return
+    if kwargs.get("force"):
+        conn.close()
+        _side.connection = None
+    else:
+        conn.close_if_unusable_or_obsolete()
+
+
+request_finished.connect(close_side_connections, dispatch_uid="auth401_counter_connection")
+
+
+@contextmanager
+def _transaction() -> Iterator[tuple[Any, Any]]:
+    """(connection, cursor) inside one transaction that the request's cannot undo."""
+    if not connection.in_atomic_block or connection.vendor == "sqlite":
+        with transaction.atomic(), connection.cursor() as cursor:
+            yield connection, cursor
+        return
+    side = _side_connection()
+    side.ensure_connection()
+    side.set_autocommit(False)
+    try:
+        with side.cursor() as cursor:
+            yield side, cursor
+        side.commit()
+    except BaseException:
+        side.rollback()
+        raise
+    finally:
+        side.set_autocommit(True)
+
+
+def event_row(event: dict) -> AuthEvent:
+    """The unsaved ``AuthEvent`` of an event dict (see ``auth401.events``)."""
+    fields = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
+    created = fields.get("created_at")
+    if isinstance(created, str):
+        fields["created_at"] = datetime.fromisoformat(created)
+    if isinstance(fields.get("event_id"), str):
+        fields["event_id"] = uuid.UUID(fields["event_id"])
+    return AuthEvent(**fields)
+
+
+_EVENT_FIELDS = frozenset(
+    f.attname for f in AuthEvent._meta.concrete_fields if not f.primary_key
+) | {"user_id", "actor_id"}
+
+
+_refused = threading.local()
+
+
+def _without_events_if_refused(operation: Any, *args: Any) -> Any:
+    """Run a counter transaction with its event; when the database refuses it, once more
+    without (the count and the lock matter more than the row: the lost event is logged, and
+    its log record stands)."""
+    try:
+        return operation(*args)
+    except DatabaseError:
+        _refused.skip = True
+        try:
+            result = operation(*args)
+        finally:
+            _refused.skip = False
+        logger.exception("auth401: an audit event could not be recorded; the count stands")
+        return result
+
+
+def insert_events(conn: Any, cursor: Any, events: list[dict]) -> None:
+    """INSERT the events' rows on ``cursor`` (values prepared by each field's own
+    ``get_db_prep_save``)."""
+    if not events or getattr(_refused, "skip", False):
+        return
+    q = conn.ops.quote_name
+    fields = [f for f in AuthEvent._meta.concrete_fields if not f.primary_key]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for event in events:
+        row = event_row(event)
+        params += [f.get_db_prep_save(getattr(row, f.attname), conn) for f in fields]
+    cursor.execute(
+        f"INSERT INTO {q(AuthEvent._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+        f"VALUES {', '.join([one] * len(events))}",
+        params,
+    )
+
+
+class DatabaseCounters:
+    """Counters in the ``FailureCounter`` table, in-flight checks in ``CounterSlot``."""
+
+    @staticmethod
+    def _names(conn: Any) -> tuple[str, str, Any]:
+        q = conn.ops.quote_name
+        return q(FailureCounter._meta.db_table), q(CounterSlot._meta.db_table), q
+
+    def _upsert(self, conn: Any, cursor: Any, keys: list[Key], now: int, count: bool) -> dict:
+        """Make sure every key has its row (and lock them, in key order); with ``count``,
+        add one failure.  Answers key -> (failures, locked_until, lock_level)."""
+        t, _, q = self._names(conn)
+        window = policy()[0]
+        ordered = sorted({k.name for k in keys})
+        if count:
+            first, fresh = (
+                "1",
+                f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 1 ELSE {t}.{q('failures')} + 1 END",
+            )
+            ends = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN %s ELSE {t}.{q('window_ends')} END"
+            extra = [now, now, now + window]
+            values = ", ".join([f"(%s, {first}, %s, 0, 0)"] * len(ordered))
+            params: list[Any] = []
+            for name in ordered:
+                params += [name, now + window]
+        else:
+            fresh = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 0 ELSE {t}.{q('failures')} END"
+            ends = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 0 ELSE {t}.{q('window_ends')} END"
+            extra = [now, now]
+            values = ", ".join(["(%s, 0, 0, 0, 0)"] * len(ordered))
+            params = list(ordered)
+        cursor.execute(
+            f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
+            f"{q('locked_until')}, {q('lock_level')}) VALUES {values} "
+            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET {q('failures')} = {fresh}, "
+            f"{q('window_ends')} = {ends} "
+            f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
+            f"{q('lock_level')}",
+            params + extra,
+        )
+        return {row[0]: row[1:] for row in cursor.fetchall()}
+
+    def _lock(self, conn: Any, cursor: Any, key: Key, row: tuple, now: int) -> Lock:
+        t, _, q = self._names(conn)
+        failures, locked_until, level = row
+        _, base, ceiling, memory = policy()
+        level = level + 1 if locked_until and now - locked_until < memory else 1
+        duration = lock_duration(level, base, ceiling)
+        cursor.execute(
+            f"UPDATE {t} SET {q('locked_until')} = %s, {q('lock_level')} = %s, "
+            f"{q('failures')} = 0, {q('window_ends')} = 0 WHERE {q('counter_key')} = %s",
+            [now + duration, level, key.name],
+        )
+        return Lock(key, duration, level, failures)
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        return _without_events_if_refused(self._begin, keys, attempt, refusals)
+
+    def fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> list[Lock]:
+        return _without_events_if_refused(self._fail, keys, attempt, event, locked)
+
+    def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        from . import SLOT_TTL_MS
+
+        now = now_ms()
+        with _transaction() as (conn, cursor):
+            rows = self._upsert(conn, cursor, keys, now, count=False)
+            lockable = [k for k in keys if k.lockable]
+            for key in lockable:
+                failures, locked_until, level = rows[key.name]
+                if locked_until > now:
+                    insert_events(conn, cursor, [refusals.get(key.kind, {})])
+                    return Begin(False, key, locked_until - now, store=self)
+            for key in lockable:
+                # Confirmed failures at the limit without a lock: counted elsewhere (drained
+                # from Redis while it was up); the lock is due now.
+                if rows[key.name][0] >= key.limit:
+                    lock = self._lock(conn, cursor, key, rows[key.name], now)
+                    insert_events(conn, cursor, [refusals.get(key.kind, {})])
+                    return Begin(False, key, lock.ms, store=self)
+            if not lockable:
+                return Begin(True, store=self)
+            _, s, q = self._names(conn)
+            names = [k.name for k in lockable]
+            marks = ", ".join(["%s"] * len(names))
+            cursor.execute(
+                f"DELETE FROM {s} WHERE {q('counter_key')} IN ({marks}) AND {q('expires')} <= %s",
+                [*names, now],
+            )
+            cursor.execute(
+                f"SELECT {q('counter_key')}, COUNT(*) FROM {s} WHERE {q('counter_key')} "
+                f"IN ({marks}) GROUP BY {q('counter_key')}",
+                names,
+            )
+            flying = dict(cursor.fetchall())
+            for key in lockable:
+                if rows[key.name][0] + flying.get(key.name, 0) >= key.limit:
+                    return Begin(False, store=self)
+            cursor.execute(
+                f"INSERT INTO {s} ({q('counter_key')}, {q('attempt')}, {q('expires')}) VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(names)),
+                [v for name in names for v in (name, attempt, now + SLOT_TTL_MS)],
+            )
+        return Begin(True, store=self)
+
+    def _fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> list[Lock]:
+        now = now_ms()
+        locks: list[Lock] = []
+        with _transaction() as (conn, cursor):
+            rows = self._upsert(conn, cursor, keys, now, count=True)
+            _, s, q = self._names(conn)
+            cursor.execute(f"DELETE FROM {s} WHERE {q('attempt')} = %s", [attempt])
+            for key in keys:
+                failures, locked_until, _level = rows[key.name]
+                if key.lockable and failures >= key.limit and locked_until <= now:
+                    locks.append(self._lock(conn, cursor, key, rows[key.name], now))
+            insert_events(conn, cursor, [locked.get(locks[0].key.kind, event) if locks else event])
+        return locks
+
+    def release(self, keys: list[Key], attempt: str) -> None:
+        if not any(k.lockable for k in keys):
+            return
+        with _transaction() as (conn, cursor):
+            _, s, q = self._names(conn)
+            cursor.execute(f"DELETE FROM {s} WHERE {q('attempt')} = %s", [attempt])
+
+    def append(self, events: list[dict]) -> None:
+        if events:
+            with _transaction() as (conn, cursor):
+                insert_events(conn, cursor, events)
+
+    def peek(self, key: str) -> Peek:
+        now = now_ms()
+        row = FailureCounter.objects.filter(counter_key=key).first()
+        if row is None:
+            return Peek(0, 0, 0)
+        flying = CounterSlot.objects.filter(counter_key=key, expires__gt=now).count()
+        failures = row.failures if row.window_ends > now else 0
+        return Peek(failures, max(0, row.locked_until - now), row.lock_level, flying)
+
+    def clear(self, key: str) -> None:
+        with _transaction() as (conn, cursor):
+            t, s, q = self._names(conn)
+            cursor.execute(f"DELETE FROM {t} WHERE {q('counter_key')} = %s", [key])
+            cursor.execute(f"DELETE FROM {s} WHERE {q('counter_key')} = %s", [key])
+
+    def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
+        """Write a lock decided in Redis where the database store (and the dashboard) see
+        it: never shortens a longer lock already there."""
+        with _transaction() as (conn, cursor):
+            t, _, q = self._names(conn)
+            cursor.execute(
+                f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
+                f"{q('locked_until')}, {q('lock_level')}) VALUES (%s, 0, 0, %s, %s) "
+                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                f"{q('failures')} = 0, {q('window_ends')} = 0, "
+                f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
+                f"THEN {t}.{q('locked_until')} ELSE %s END, "
+                f"{q('lock_level')} = CASE WHEN {t}.{q('lock_level')} > %s "
+                f"THEN {t}.{q('lock_level')} ELSE %s END",
+                [key, until_ms, level, until_ms, until_ms, level, level],
+            )
+
+    def add_failures(self, counts: dict[str, int]) -> None:
+        """Failures counted in Redis, added to the database's counters by the drain, so that
+        counting goes on from them when Redis is down.  Keys that are locked are skipped (a
+        lock starts a new count)."""
+        if not counts:
+            return
+        now = now_ms()
+        window = policy()[0]
+        with _transaction() as (conn, cursor):
+            t, _, q = self._names(conn)
+            for name in sorted(counts):
+                n = counts[name]
+                cursor.execute(
+                    f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
+                    f"{q('locked_until')}, {q('lock_level')}) VALUES (%s, %s, %s, 0, 0) "
+                    f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                    f"{q('failures')} = CASE WHEN {t}.{q('locked_until')} > %s "
+                    f"THEN {t}.{q('failures')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
+                    f"ELSE {t}.{q('failures')} + %s END, "
+                    f"{q('window_ends')} = CASE WHEN {t}.{q('locked_until')} > %s "
+                    f"THEN {t}.{q('window_ends')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
+                    f"ELSE {t}.{q('window_ends')} END",
+                    [name, n, now + window, now, now, n, n, now, now, now + window],
+                )
+
+    def locked(self, prefix: str) -> list[FailureCounter]:
+        """Counter rows under a lock now whose key starts with ``prefix``."""
+        return list(
+            FailureCounter.objects.filter(
+                counter_key__startswith=prefix, locked_until__gt=now_ms()
+            ).order_by("-locked_until")
+        )
+
+    def prune(self) -> int:
+        """Delete rows whose window and lock are over and whose level is forgotten, and
+        in-flight entries of killed workers."""
+        now = now_ms()
+        horizon = now - policy()[3]
+        deleted, _ = FailureCounter.objects.filter(
+            window_ends__lt=now, locked_until__lt=horizon
+        ).delete()
+        CounterSlot.objects.filter(expires__lt=now).delete()
+        return deleted
+
+
+def stamp() -> datetime:
+    return timezone.now()
