@@ -239,7 +239,7 @@ def record_failure(
     event = for_failure(request, failure, username=username, user=user)
     announce(request, failure, event)
     if durable or event["user_id"] is not None or failure.code not in IDENTITYLESS:
-        store_now([event])
+        store_now([event], request)
     else:
         batch.add(event)
         current.after_response(batch.flush_if_due)
@@ -251,18 +251,28 @@ def record_success(request: Any, user: Any, scheme: str | None) -> None:
         return
     event = build(request, "login_succeeded", None, scheme=scheme, user=user)
     log(event, logging.INFO)
-    store_now([event])
+    store_now([event], request)
 
 
-def store_now(events: list[Event]) -> None:
+def store_now(events: list[Event], request: Any = None) -> None:
     """Record events durably before the answer: the counter store's stream, or the database
-    (logged, never raised, when both fail: the log records stand)."""
+    (logged, never raised, when both fail: the log records stand).  SQLite inside a request's
+    transaction has no second connection: there the events are written after the response,
+    where a rollback of the request cannot undo them."""
+    from django.db import connection
+
     from .counters import get_store
 
-    try:
-        get_store().append(events)
-    except Exception:
-        logger.exception("auth401: %d audit event(s) could not be recorded", len(events))
+    def append() -> None:
+        try:
+            get_store().append(events)
+        except Exception:
+            logger.exception("auth401: %d audit event(s) could not be recorded", len(events))
+
+    if request is not None and connection.vendor == "sqlite" and connection.in_atomic_block:
+        state.of(request).after_response(append)
+    else:
+        append()
 
 
 def write(events: list[Event]) -> None:

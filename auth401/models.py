@@ -77,9 +77,10 @@ class AccountStatus(models.Model):
 
 
 class FailureCounter(models.Model):
-    """Failed-login counters and automatic locks, one row per normalised username or client IP,
-    when the counters live in the database (no shared cache).  Times are epoch milliseconds
-    so that one portable upsert statement can compare them on every database.
+    """Failed-login counters, checks in flight and automatic locks, one row per counter key
+    (account, unknown name, client address, pair); with Redis counters, the mirror of their
+    automatic locks (what holds while Redis is down) and of drained failure counts.  Times are
+    epoch milliseconds so that one portable upsert statement can compare them everywhere.
     """
 
     counter_key = models.CharField(max_length=80, unique=True)
@@ -87,6 +88,12 @@ class FailureCounter(models.Model):
     window_ends = models.BigIntegerField(default=0)
     locked_until = models.BigIntegerField(default=0)
     lock_level = models.PositiveSmallIntegerField(default=0)
+    #: password checks in flight (admitted, outcome not known yet); they stop counting at
+    #: ``in_flight_until`` (10 s after the last admission), so a killed worker's place frees
+    in_flight = models.PositiveIntegerField(default=0)
+    in_flight_until = models.BigIntegerField(default=0)
+    #: the last attempt admitted (tells an attempt whether the upsert admitted it)
+    last_attempt = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         verbose_name = _("failure counter")
@@ -95,29 +102,6 @@ class FailureCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.counter_key}: {self.failures}"
-
-
-class CounterSlot(models.Model):
-    """A password check in flight for one counter (database counters): it holds a place
-    under the limit until its outcome is known, and expires by itself (``expires``, epoch ms)
-    when a worker dies mid-check."""
-
-    counter_key = models.CharField(max_length=80)
-    attempt = models.CharField(max_length=32, db_index=True)
-    expires = models.BigIntegerField()
-
-    class Meta:
-        verbose_name = _("login in flight")
-        verbose_name_plural = _("logins in flight")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["counter_key", "attempt"], name="auth401_slot_key_attempt"
-            )
-        ]
-        indexes = [models.Index(fields=["counter_key", "expires"], name="auth401_slot_key")]
-
-    def __str__(self) -> str:
-        return f"{self.counter_key}: {self.attempt}"
 
 
 class AuthEvent(models.Model):

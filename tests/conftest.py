@@ -51,7 +51,7 @@ def _fresh_counter_connection(django_db_blocker):
     from django.db import connection
 
     from auth401.counters import database as _counters
-    from auth401.models import AuthEvent, CounterSlot, FailureCounter
+    from auth401.models import AuthEvent, FailureCounter
 
     side = getattr(_counters._side, "connection", None)
     if side is None:
@@ -60,7 +60,6 @@ def _fresh_counter_connection(django_db_blocker):
         if connection.vendor != "sqlite":
             with side.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {FailureCounter._meta.db_table}")
-                cursor.execute(f"DELETE FROM {CounterSlot._meta.db_table}")
                 cursor.execute(f"DELETE FROM {AuthEvent._meta.db_table}")
         _counters.close_side_connections(force=True)
 

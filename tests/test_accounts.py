@@ -86,10 +86,13 @@ def test_unlock_by_username_and_unknown_username(user, received):
     status = accounts.unlock("alice")
     assert (status.state, status.locked_until) == ("active", None)
     assert received[-1] == ("unlocked", {"user": user, "by": None})
-    assert accounts.unlock("nobody") is None
-    assert list(AuthEvent.objects.values_list("code", flat=True).order_by("id")) == [
-        "admin_lock",
-        "admin_unlock",
+    assert accounts.unlock("nobody", reason="support ticket 42") is None
+    rows = list(AuthEvent.objects.values_list("code", "username", "user", "note").order_by("id"))
+    assert rows == [
+        ("admin_lock", "alice", user.pk, ""),
+        ("admin_unlock", "alice", user.pk, ""),
+        # an unknown username's counter is cleared too, and that is recorded
+        ("admin_unlock", "nobody", None, "support ticket 42"),
     ]
 
 

@@ -181,7 +181,13 @@ class FallbackCounters:
     ) -> list[Lock]:
         if store is self.fallback:
             return self.fallback.fail(keys, attempt, event, locked)
-        return self._call("fail", keys, attempt, event, locked)
+        if circuit.closed():
+            try:
+                return self.primary.fail(keys, attempt, event, locked)
+            except Exception as exc:
+                circuit.trip(exc)
+        # Admitted by Redis, counted here: no place in flight to give back in this table.
+        return self.fallback.fail(keys, attempt, event, locked, False)
 
     def release(self, keys: list[Key], attempt: str, store: Any = None) -> None:
         if store is self.fallback:

@@ -27,7 +27,7 @@ from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from auth401.models import AuthEvent, CounterSlot, FailureCounter
+from auth401.models import AuthEvent, FailureCounter
 
 from . import Begin, Key, Lock, Peek, lock_duration, now_ms, policy
 
@@ -137,49 +137,132 @@ def insert_events(conn: Any, cursor: Any, events: list[dict]) -> None:
 
 
 class DatabaseCounters:
-    """Counters in the ``FailureCounter`` table, in-flight checks in ``CounterSlot``."""
+    """Counters, checks in flight and locks in the ``FailureCounter`` table."""
 
     @staticmethod
-    def _names(conn: Any) -> tuple[str, str, Any]:
-        q = conn.ops.quote_name
-        return q(FailureCounter._meta.db_table), q(CounterSlot._meta.db_table), q
+    def _names(conn: Any) -> tuple[str, Any]:
+        return conn.ops.quote_name(FailureCounter._meta.db_table), conn.ops.quote_name
 
-    def _upsert(self, conn: Any, cursor: Any, keys: list[Key], now: int, count: bool) -> dict:
-        """Make sure every key has its row (and lock them, in key order); with ``count``,
-        add one failure.  Answers key -> (failures, locked_until, lock_level)."""
-        t, _, q = self._names(conn)
-        window = policy()[0]
-        ordered = sorted({k.name for k in keys})
-        if count:
-            first, fresh = (
-                "1",
-                f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 1 ELSE {t}.{q('failures')} + 1 END",
-            )
-            ends = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN %s ELSE {t}.{q('window_ends')} END"
-            extra = [now, now, now + window]
-            values = ", ".join([f"(%s, {first}, %s, 0, 0)"] * len(ordered))
-            params: list[Any] = []
-            for name in ordered:
-                params += [name, now + window]
-        else:
-            fresh = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 0 ELSE {t}.{q('failures')} END"
-            ends = f"CASE WHEN {t}.{q('window_ends')} <= %s THEN 0 ELSE {t}.{q('window_ends')} END"
-            extra = [now, now]
-            values = ", ".join(["(%s, 0, 0, 0, 0)"] * len(ordered))
-            params = list(ordered)
-        cursor.execute(
-            f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
-            f"{q('locked_until')}, {q('lock_level')}) VALUES {values} "
-            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET {q('failures')} = {fresh}, "
-            f"{q('window_ends')} = {ends} "
-            f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
-            f"{q('lock_level')}",
-            params + extra,
+    def _columns(self, conn: Any) -> str:
+        _, q = self._names(conn)
+        names = (
+            "counter_key",
+            "failures",
+            "window_ends",
+            "locked_until",
+            "lock_level",
+            "in_flight",
+            "in_flight_until",
+            "last_attempt",
         )
-        return {row[0]: row[1:] for row in cursor.fetchall()}
+        return ", ".join(q(n) for n in names)
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        return _without_events_if_refused(self._begin, keys, attempt, refusals)
+
+    def fail(
+        self,
+        keys: list[Key],
+        attempt: str,
+        event: dict,
+        locked: dict[str, dict],
+        held: bool = True,
+    ) -> list[Lock]:
+        return _without_events_if_refused(self._fail, keys, attempt, event, locked, held)
+
+    def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        """One upsert over the keys, in key order: each row is reset when its window or
+        in-flight period is over, and gets the attempt in flight when it is not locked and
+        *failures + in flight* stays below its limit (``last_attempt`` then names it).  An
+        attempt that not every lockable key admitted gives its places back (one UPDATE)."""
+        from . import SLOT_TTL_MS
+
+        now = now_ms()
+        with _transaction() as (conn, cursor):
+            t, q = self._names(conn)
+            ordered = sorted({k.name: k for k in keys}.values(), key=lambda k: k.name)
+
+            def col(name: str) -> str:
+                return f"{t}.{q(name)}"
+
+            live_failures = f"CASE WHEN {col('window_ends')} > %s THEN {col('failures')} ELSE 0 END"
+            live_flight = (
+                f"CASE WHEN {col('in_flight_until')} > %s THEN {col('in_flight')} ELSE 0 END"
+            )
+            limits = " ".join(["WHEN %s THEN %s"] * len(ordered))
+            admit = (
+                f"excluded.{q('last_attempt')} <> '' AND {col('locked_until')} <= %s AND "
+                f"({live_failures}) + ({live_flight}) < CASE {col('counter_key')} {limits} END"
+            )
+            admit_params: list[Any] = [now, now, now]
+            for key in ordered:
+                admit_params += [key.name, key.limit]
+            values = ", ".join(["(%s, 0, 0, 0, 0, %s, %s, %s)"] * len(ordered))
+            params: list[Any] = []
+            for key in ordered:
+                held = key.lockable
+                params += [key.name, int(held), now + SLOT_TTL_MS if held else 0]
+                params += [attempt if held else ""]
+            sql = (
+                f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
+                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                f"{q('failures')} = {live_failures}, "
+                f"{q('window_ends')} = CASE WHEN {col('window_ends')} > %s "
+                f"THEN {col('window_ends')} ELSE 0 END, "
+                f"{q('in_flight')} = CASE WHEN {admit} THEN ({live_flight}) + 1 "
+                f"ELSE {live_flight} END, "
+                f"{q('in_flight_until')} = CASE WHEN {admit} THEN %s "
+                f"WHEN {col('in_flight_until')} > %s THEN {col('in_flight_until')} ELSE 0 END, "
+                f"{q('last_attempt')} = CASE WHEN {admit} THEN excluded.{q('last_attempt')} "
+                f"ELSE {col('last_attempt')} END "
+                f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
+                f"{q('lock_level')}, {q('last_attempt')}"
+            )
+            params += [now, now]  # failures, window_ends
+            params += [*admit_params, now, now]  # in_flight
+            params += [*admit_params, now + SLOT_TTL_MS, now]  # in_flight_until
+            params += admit_params  # last_attempt
+            cursor.execute(sql, params)
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
+            lockable = [k for k in keys if k.lockable]
+            held = [k.name for k in lockable if rows[k.name][3] == attempt]
+            refusal: Begin | None = None
+            for key in lockable:
+                failures, locked_until, level, _ = rows[key.name]
+                if locked_until > now:
+                    refusal = Begin(False, key, locked_until - now, store=self)
+                    break
+            if refusal is None:
+                for key in lockable:
+                    failures, locked_until, level, _ = rows[key.name]
+                    if failures >= key.limit:
+                        # Confirmed failures at the limit without a lock (counted in Redis
+                        # and drained here): the lock is due now.
+                        lock = self._lock(conn, cursor, key, (failures, locked_until, level), now)
+                        refusal = Begin(False, key, lock.ms, store=self)
+                        break
+            if refusal is not None or len(held) < len(lockable):
+                self._give_back(conn, cursor, held)
+            if refusal is not None:
+                insert_events(conn, cursor, [refusals.get(refusal.locked.kind, {})])
+                return refusal
+            if len(held) < len(lockable):
+                return Begin(False, store=self)
+        return Begin(True, store=self)
+
+    def _give_back(self, conn: Any, cursor: Any, names: list[str]) -> None:
+        if not names:
+            return
+        t, q = self._names(conn)
+        marks = ", ".join(["%s"] * len(names))
+        cursor.execute(
+            f"UPDATE {t} SET {q('in_flight')} = {q('in_flight')} - 1 "
+            f"WHERE {q('counter_key')} IN ({marks}) AND {q('in_flight')} > 0",
+            sorted(names),
+        )
 
     def _lock(self, conn: Any, cursor: Any, key: Key, row: tuple, now: int) -> Lock:
-        t, _, q = self._names(conn)
+        t, q = self._names(conn)
         failures, locked_until, level = row
         _, base, ceiling, memory = policy()
         level = level + 1 if locked_until and now - locked_until < memory else 1
@@ -191,80 +274,58 @@ class DatabaseCounters:
         )
         return Lock(key, duration, level, failures)
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        return _without_events_if_refused(self._begin, keys, attempt, refusals)
-
-    def fail(
-        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
-    ) -> list[Lock]:
-        return _without_events_if_refused(self._fail, keys, attempt, event, locked)
-
-    def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        from . import SLOT_TTL_MS
-
-        now = now_ms()
-        with _transaction() as (conn, cursor):
-            rows = self._upsert(conn, cursor, keys, now, count=False)
-            lockable = [k for k in keys if k.lockable]
-            for key in lockable:
-                failures, locked_until, level = rows[key.name]
-                if locked_until > now:
-                    insert_events(conn, cursor, [refusals.get(key.kind, {})])
-                    return Begin(False, key, locked_until - now, store=self)
-            for key in lockable:
-                # Confirmed failures at the limit without a lock: counted elsewhere (drained
-                # from Redis while it was up); the lock is due now.
-                if rows[key.name][0] >= key.limit:
-                    lock = self._lock(conn, cursor, key, rows[key.name], now)
-                    insert_events(conn, cursor, [refusals.get(key.kind, {})])
-                    return Begin(False, key, lock.ms, store=self)
-            if not lockable:
-                return Begin(True, store=self)
-            _, s, q = self._names(conn)
-            names = [k.name for k in lockable]
-            marks = ", ".join(["%s"] * len(names))
-            cursor.execute(
-                f"DELETE FROM {s} WHERE {q('counter_key')} IN ({marks}) AND {q('expires')} <= %s",
-                [*names, now],
-            )
-            cursor.execute(
-                f"SELECT {q('counter_key')}, COUNT(*) FROM {s} WHERE {q('counter_key')} "
-                f"IN ({marks}) GROUP BY {q('counter_key')}",
-                names,
-            )
-            flying = dict(cursor.fetchall())
-            for key in lockable:
-                if rows[key.name][0] + flying.get(key.name, 0) >= key.limit:
-                    return Begin(False, store=self)
-            cursor.execute(
-                f"INSERT INTO {s} ({q('counter_key')}, {q('attempt')}, {q('expires')}) VALUES "
-                + ", ".join(["(%s, %s, %s)"] * len(names)),
-                [v for name in names for v in (name, attempt, now + SLOT_TTL_MS)],
-            )
-        return Begin(True, store=self)
-
     def _fail(
-        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+        self,
+        keys: list[Key],
+        attempt: str,
+        event: dict,
+        locked: dict[str, dict],
+        held: bool = True,
     ) -> list[Lock]:
+        """One upsert counts the failure on every key (a new window when the last one is
+        over) and gives the attempt's place back; the keys at their limit lock."""
         now = now_ms()
+        window = policy()[0]
         locks: list[Lock] = []
         with _transaction() as (conn, cursor):
-            rows = self._upsert(conn, cursor, keys, now, count=True)
-            _, s, q = self._names(conn)
-            cursor.execute(f"DELETE FROM {s} WHERE {q('attempt')} = %s", [attempt])
+            t, q = self._names(conn)
+
+            def col(name: str) -> str:
+                return f"{t}.{q(name)}"
+
+            ordered = sorted({k.name for k in keys})
+            values = ", ".join(["(%s, 1, %s, 0, 0, 0, 0, '')"] * len(ordered))
+            params: list[Any] = []
+            for name in ordered:
+                params += [name, now + window]
+            back = "1" if held else "0"
+            cursor.execute(
+                f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
+                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                f"{q('failures')} = CASE WHEN {col('window_ends')} <= %s THEN 1 "
+                f"ELSE {col('failures')} + 1 END, "
+                f"{q('window_ends')} = CASE WHEN {col('window_ends')} <= %s "
+                f"THEN excluded.{q('window_ends')} ELSE {col('window_ends')} END, "
+                f"{q('in_flight')} = CASE WHEN {col('in_flight')} >= {back} "
+                f"THEN {col('in_flight')} - {back} ELSE 0 END "
+                f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
+                f"{q('lock_level')}",
+                [*params, now, now],
+            )
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
             for key in keys:
                 failures, locked_until, _level = rows[key.name]
                 if key.lockable and failures >= key.limit and locked_until <= now:
                     locks.append(self._lock(conn, cursor, key, rows[key.name], now))
-            insert_events(conn, cursor, [locked.get(locks[0].key.kind, event) if locks else event])
+            chosen = locked.get(locks[0].key.kind, event) if locks else event
+            insert_events(conn, cursor, [chosen])
         return locks
 
     def release(self, keys: list[Key], attempt: str) -> None:
-        if not any(k.lockable for k in keys):
-            return
-        with _transaction() as (conn, cursor):
-            _, s, q = self._names(conn)
-            cursor.execute(f"DELETE FROM {s} WHERE {q('attempt')} = %s", [attempt])
+        names = [k.name for k in keys if k.lockable]
+        if names:
+            with _transaction() as (conn, cursor):
+                self._give_back(conn, cursor, names)
 
     def append(self, events: list[dict]) -> None:
         if events:
@@ -276,24 +337,22 @@ class DatabaseCounters:
         row = FailureCounter.objects.filter(counter_key=key).first()
         if row is None:
             return Peek(0, 0, 0)
-        flying = CounterSlot.objects.filter(counter_key=key, expires__gt=now).count()
+        flying = row.in_flight if row.in_flight_until > now else 0
         failures = row.failures if row.window_ends > now else 0
         return Peek(failures, max(0, row.locked_until - now), row.lock_level, flying)
 
     def clear(self, key: str) -> None:
         with _transaction() as (conn, cursor):
-            t, s, q = self._names(conn)
+            t, q = self._names(conn)
             cursor.execute(f"DELETE FROM {t} WHERE {q('counter_key')} = %s", [key])
-            cursor.execute(f"DELETE FROM {s} WHERE {q('counter_key')} = %s", [key])
 
     def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
         """Write a lock decided in Redis where the database store (and the dashboard) see
         it: never shortens a longer lock already there."""
         with _transaction() as (conn, cursor):
-            t, _, q = self._names(conn)
+            t, q = self._names(conn)
             cursor.execute(
-                f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
-                f"{q('locked_until')}, {q('lock_level')}) VALUES (%s, 0, 0, %s, %s) "
+                f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, 0, 0, %s, %s, 0, 0, '') "
                 f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
                 f"{q('failures')} = 0, {q('window_ends')} = 0, "
                 f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
@@ -312,12 +371,11 @@ class DatabaseCounters:
         now = now_ms()
         window = policy()[0]
         with _transaction() as (conn, cursor):
-            t, _, q = self._names(conn)
+            t, q = self._names(conn)
             for name in sorted(counts):
                 n = counts[name]
                 cursor.execute(
-                    f"INSERT INTO {t} ({q('counter_key')}, {q('failures')}, {q('window_ends')}, "
-                    f"{q('locked_until')}, {q('lock_level')}) VALUES (%s, %s, %s, 0, 0) "
+                    f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, %s, %s, 0, 0, 0, 0, '') "
                     f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
                     f"{q('failures')} = CASE WHEN {t}.{q('locked_until')} > %s "
                     f"THEN {t}.{q('failures')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
@@ -337,14 +395,12 @@ class DatabaseCounters:
         )
 
     def prune(self) -> int:
-        """Delete rows whose window and lock are over and whose level is forgotten, and
-        in-flight entries of killed workers."""
+        """Delete rows whose window and lock are over and whose level is forgotten."""
         now = now_ms()
         horizon = now - policy()[3]
         deleted, _ = FailureCounter.objects.filter(
             window_ends__lt=now, locked_until__lt=horizon
         ).delete()
-        CounterSlot.objects.filter(expires__lt=now).delete()
         return deleted
 
 
