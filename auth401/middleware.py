@@ -90,8 +90,11 @@ class Auth401Middleware:
         self.start(request)
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
         response = await get_response(request)
-        # finish() may query and write (the 401 body, the audit rows): not in the event loop
-        return await sync_to_async(self.finish)(request, response)
+        # finish() may query and write (the 401 body, the audit rows): not in the event loop.
+        # Under ASGI the after-response work runs here, in the request's own thread, before
+        # the response is handed back: Django closes ASGI responses in another thread, with
+        # other database connections than the request's.
+        return await sync_to_async(self.finish)(request, response, now=True)
 
     def start(self, request: HttpRequest) -> None:
         """Shared by the sync and async paths."""
@@ -100,7 +103,9 @@ class Auth401Middleware:
         if hasattr(request, "user") and hasattr(request, "session"):
             request.user = SimpleLazyObject(lambda: session_user(request))
 
-    def finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    def finish(
+        self, request: HttpRequest, response: HttpResponseBase, now: bool = False
+    ) -> HttpResponseBase:
         """Shared by the sync and async paths."""
         if (
             response.status_code == 302
@@ -110,11 +115,11 @@ class Auth401Middleware:
             response = self._render(request, None)
         if HEADER not in response:
             response[HEADER] = get_request_id(request)
-        self._after_response(request, response)
+        self._after_response(request, response, now)
         return response
 
     @staticmethod
-    def _after_response(request: HttpRequest, response: HttpResponseBase) -> None:
+    def _after_response(request: HttpRequest, response: HttpResponseBase, now: bool) -> None:
         """Run the request's after-response work once the server has sent the response
         (``HttpResponse.close()``, which WSGI and ASGI servers call), after the view's
         transaction: ``ATOMIC_REQUESTS`` cannot undo it and the answer does not wait."""
@@ -122,15 +127,20 @@ class Auth401Middleware:
         work = [*current.after, events.batch.flush_if_due, drain.after_response]
         current.after = []
         current.managed = False  # work added from now on runs at once
+        if now:
+            state.run(work)
+            return
         close = response.close
 
-        def close_then_work() -> None:
+        def work_then_close() -> None:
+            # The response has been sent; Django's own close() then sends request_finished,
+            # which closes this thread's database connections after the work used them.
             try:
-                close()
-            finally:
                 state.run(work)
+            finally:
+                close()
 
-        response.close = close_then_work  # type: ignore[method-assign]
+        response.close = work_then_close  # type: ignore[method-assign]
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         if isinstance(exception, PermissionDenied) and is_api_path(request):

@@ -90,10 +90,10 @@ class FailureCounter(models.Model):
     lock_level = models.PositiveSmallIntegerField(default=0)
     #: password checks in flight (admitted, outcome not known yet); they stop counting at
     #: ``in_flight_until`` (10 s after the last admission), so a killed worker's place frees
-    in_flight = models.PositiveIntegerField(default=0)
-    in_flight_until = models.BigIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0, db_default=0)
+    in_flight_until = models.BigIntegerField(default=0, db_default=0)
     #: the last attempt admitted (tells an attempt whether the upsert admitted it)
-    last_attempt = models.CharField(max_length=32, blank=True, default="")
+    last_attempt = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("failure counter")
@@ -118,6 +118,8 @@ class AuthEvent(models.Model):
         _("username (normalised)"),
         max_length=150,
         blank=True,
+        default="",
+        db_default="",  # rows inserted without it (raw SQL, older writers) get ""
         help_text=_("Case-folded NFKC, as the lockout counts it."),
     )
     user = models.ForeignKey(
