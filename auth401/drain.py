@@ -157,7 +157,7 @@ def drain(limit: int | None = None, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
     return total
 
 
-_last = [0.0]
+_last = [time.monotonic()]  # the first check comes one AUDIT_BATCH_DELAY after start
 
 
 def after_response() -> None:

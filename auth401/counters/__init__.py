@@ -129,6 +129,9 @@ class Circuit:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.open_until = 0.0
+        #: set when the circuit opens: Redis may have lost (or missed) locks and counts that
+        #: the database holds; they are copied back before Redis is used again
+        self.reseed_due = False
 
     def closed(self) -> bool:
         return time.monotonic() >= self.open_until
@@ -137,6 +140,7 @@ class Circuit:
         with self._lock:
             already = not self.closed()
             self.open_until = time.monotonic() + REDIS_RETRY_AFTER
+            self.reseed_due = True
         if not already:
             logger.warning(
                 "auth401: Redis counters failed (%s: %s); using the database for %.0f s",
@@ -160,9 +164,17 @@ class FallbackCounters:
         self.primary = primary
         self.fallback = fallback
 
+    def _reseed(self) -> None:
+        """Copy the database's locks and counts to Redis after an outage (a restarted Redis
+        has lost its own; the database's were decided meanwhile)."""
+        circuit.reseed_due = False
+        self.primary.reseed(self.fallback.live_rows())
+
     def _call(self, name: str, *args: Any) -> Any:
         if circuit.closed():
             try:
+                if circuit.reseed_due:
+                    self._reseed()
                 return getattr(self.primary, name)(*args)
             except Exception as exc:  # redis-py raises many types; none may reach the user
                 circuit.trip(exc)
@@ -183,6 +195,8 @@ class FallbackCounters:
             return self.fallback.fail(keys, attempt, event, locked)
         if circuit.closed():
             try:
+                if circuit.reseed_due:
+                    self._reseed()
                 return self.primary.fail(keys, attempt, event, locked)
             except Exception as exc:
                 circuit.trip(exc)

@@ -386,6 +386,17 @@ class DatabaseCounters:
                     [name, n, now + window, now, now, n, n, now, now, now + window],
                 )
 
+    def live_rows(self) -> list[FailureCounter]:
+        """Rows with a lock or a count in force now (to reseed Redis after an outage)."""
+        from django.db.models import Q
+
+        now = now_ms()
+        return list(
+            FailureCounter.objects.filter(
+                Q(locked_until__gt=now) | Q(window_ends__gt=now, failures__gt=0)
+            )
+        )
+
     def locked(self, prefix: str) -> list[FailureCounter]:
         """Counter rows under a lock now whose key starts with ``prefix``."""
         return list(

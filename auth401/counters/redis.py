@@ -287,6 +287,24 @@ class RedisCounters:
     def clear(self, key: str) -> None:
         self.client.delete(*self.names(key))
 
+    def reseed(self, rows: list[Any]) -> None:
+        """Write the database's locks and counts where Redis has none (``NX``): after an
+        outage, a lock decided before it (mirrored) or during it holds in Redis too."""
+        if not rows:
+            return
+        now = now_ms()
+        memory = policy()[3]
+        pipe = self.client.pipeline(transaction=False)
+        for row in rows:
+            n, lock, level, _ = self.names(row.counter_key)
+            if row.locked_until > now:
+                ttl = row.locked_until - now
+                pipe.set(lock, row.lock_level or 1, px=ttl, nx=True)
+                pipe.set(level, row.lock_level or 1, px=ttl + memory, nx=True)
+            elif row.window_ends > now and row.failures:
+                pipe.set(n, row.failures, px=row.window_ends - now, nx=True)
+        pipe.execute()
+
     def prune(self) -> int:
         return 0  # Redis expires its own keys
 
