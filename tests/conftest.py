@@ -142,3 +142,25 @@ def counting_hasher(settings):
     CountingHasher.reset()
     yield CountingHasher
     CountingHasher.reset()
+
+
+@pytest.fixture
+def private_redis(settings, auth401_settings):
+    """The counters in a redis-server of this test's own (killed, paused and restarted by
+    its pid; the shared Redis is never touched), with ``FAILURE_LIMIT=3``."""
+    from tests.redis_server import RedisServer, free_port
+
+    server = RedisServer(free_port(1)).start()
+    settings.CACHES = {
+        **settings.CACHES,
+        "counters": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "KEY_PREFIX": "private",
+        },
+    }
+    auth401_settings(
+        COUNTER_STORE="cache", COUNTER_CACHE="counters", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000
+    )
+    yield server
+    server.stop()

@@ -221,29 +221,8 @@ def test_audit_refused_success_is_untouched(audit_refuses, user, client, auth401
 # -- a real Redis killed, restarted, stopped ------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis(settings, auth401_settings):
-    """The counters in a redis-server of our own (killed, paused and restarted by its pid)."""
-    from tests.redis_server import RedisServer, free_port
-
-    server = RedisServer(free_port(1)).start()
-    settings.CACHES = {
-        **settings.CACHES,
-        "counters": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "faults",
-        },
-    }
-    auth401_settings(
-        COUNTER_STORE="cache", COUNTER_CACHE="counters", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000
-    )
-    yield server
-    server.stop()
-
-
 def test_redis_killed_mid_attack_the_lock_holds_and_counting_goes_on(
-    own_redis, user, client, counting_hasher, settings
+    private_redis, user, client, counting_hasher, settings
 ):
     from auth401 import counters
 
@@ -256,7 +235,7 @@ def test_redis_killed_mid_attack_the_lock_holds_and_counting_goes_on(
     assert FailureCounter.objects.get(counter_key=lockout.username_key("ghost")).failures == 2
     assert AccountStatus.objects.get(user=user).automatic
 
-    own_redis.kill()
+    private_redis.kill()
     counting_hasher.reset()
     # The lock decided before the outage holds: the right password is refused like a wrong
     # one, without a password check.
@@ -272,14 +251,14 @@ def test_redis_killed_mid_attack_the_lock_holds_and_counting_goes_on(
     assert counting_hasher.calls == 1
 
     # Redis back (empty: no persistence here): the mirrored locks still hold.
-    own_redis.start()
+    private_redis.start()
     counters.circuit.reset()
     assert_answer(login(client, "alice", PASSWORD), "account_locked")
     assert_answer(login(client, "ghost", "guess-5"), "account_locked")
 
 
 def test_redis_stopped_answers_fast_and_leaves_no_phantom_failure(
-    own_redis, user, client, auth401_settings
+    private_redis, user, client, auth401_settings
 ):
     import time as _time
     from datetime import timedelta
@@ -288,7 +267,7 @@ def test_redis_stopped_answers_fast_and_leaves_no_phantom_failure(
 
     auth401_settings(COUNTER_TIMEOUT=timedelta(milliseconds=250))
     assert login(client, "alice", PASSWORD).status_code == 200
-    own_redis.pause()
+    private_redis.pause()
     try:
         started = _time.monotonic()
         response = login(client, "alice", PASSWORD)
@@ -299,7 +278,7 @@ def test_redis_stopped_answers_fast_and_leaves_no_phantom_failure(
         for i in range(2):
             assert_answer(login(client, "alice", f"typo-{i}"), "credentials_invalid")
     finally:
-        own_redis.resume()
+        private_redis.resume()
     _time.sleep(0.3)  # let the woken Redis run what was sent to it: too late, so nothing
     store = counters.redis_store()
     key = lockout.username_key("alice", user)
@@ -313,7 +292,7 @@ def test_redis_stopped_answers_fast_and_leaves_no_phantom_failure(
     assert login(client, "alice", PASSWORD).status_code == 200
 
 
-def test_a_script_run_after_its_deadline_does_nothing(own_redis, user):
+def test_a_script_run_after_its_deadline_does_nothing(private_redis, user):
     from auth401 import counters
     from auth401.counters.redis import Late
 
@@ -327,4 +306,4 @@ def test_a_script_run_after_its_deadline_does_nothing(own_redis, user):
     store.timeout_ms = 250
     peeked = store.peek(keys[1].name)
     assert (peeked.failures, peeked.in_flight, peeked.locked_ms) == (0, 0, 0)
-    assert own_redis.client().xlen(store.stream) == 0
+    assert private_redis.client().xlen(store.stream) == 0
