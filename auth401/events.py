@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import re
+import signal
 import threading
 import time
 import unicodedata
@@ -299,6 +300,7 @@ class Batch:
         self._forked()
         atexit.register(self.flush)
         os.register_at_fork(after_in_child=self._forked)
+        _flush_on_sigterm(self)
 
     def _forked(self) -> None:
         # A forked child (a gunicorn worker) starts empty: the parent writes its own rows,
@@ -331,6 +333,28 @@ class Batch:
             events, self._events = self._events, []
         if events:
             write(events)
+
+
+def _flush_on_sigterm(batch: Batch) -> None:
+    """Where nobody handles SIGTERM (Python's default ends the process without ``atexit``),
+    flush the batch first, then end as SIGTERM would.  Servers with their own handler
+    (gunicorn, uWSGI) end their workers normally, and ``atexit`` flushes."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def flush_then_end(signum: int, frame: Any) -> None:
+            try:
+                batch.flush()
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, flush_then_end)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
+        return
 
 
 batch = Batch()
