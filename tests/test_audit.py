@@ -6,7 +6,7 @@ from datetime import UTC
 import pytest
 from django.db import DatabaseError
 
-from auth401 import lockout, accounts, audit, signals
+from auth401 import accounts, lockout, signals
 from auth401.audit import fingerprint
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic

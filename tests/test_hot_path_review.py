@@ -3,7 +3,6 @@ through the lockout, a failed INSERT chunk is not written twice, batching defaul
 under Django's test environment, and a compiled lookup that cannot build its row falls back
 to the ORM instead of answering "wrong password"."""
 
-
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import aauthenticate
