@@ -152,8 +152,7 @@ def decide(
         events.announce(request, failure, event)
         verdict.recorded = True
         verdict.failure = failure
-        if request is not None:
-            mirror(request, locks, username=str(username), user=user, ip=ip)
+        mirror(request, locks, username=str(username), user=user, ip=ip)
         return verdict
     lockout.released(answer, keys, attempt)
     failure = failure_for(user, scheme=scheme, password_login=True)
@@ -183,7 +182,10 @@ def mirror(request: Any, locks: list[Lock], *, username: str, user: Any, ip: str
                 event = events.build(None, "auto_lock", None, username=username, ip=ip, note=note)
             events.write([event])
 
-    state.of(request).after_response(write)
+    if request is None:
+        write()  # authenticate() without a request: nothing to wait for
+    else:
+        state.of(request).after_response(write)
 
 
 def _dry_run(verdict: Verdict, user: Any, password: Any, keys: list, scheme: str | None) -> Verdict:
