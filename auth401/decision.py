@@ -96,12 +96,12 @@ def decide(
         return _dry_run(verdict, user, password, keys, scheme)
 
     attempt = lockout.new_attempt()
-    refusals = {
-        kind: events.for_failure(
-            request, Auth401Error(code, scheme=scheme), username=username, user_id=user_id
-        )
-        for kind, code in lockout.REFUSAL_CODES.items()
-    }
+    # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
+    # wrong password, the lock it causes) is this event with its code; they share its id.
+    wrong = events.build(
+        request, "credentials_invalid", 401, scheme=scheme, username=username, user_id=user_id
+    )
+    refusals = {kind: events.retag(wrong, code) for kind, code in lockout.REFUSAL_CODES.items()}
     answer = lockout.begin(keys, attempt, refusals)
     if answer.locked is not None:
         code = lockout.REFUSAL_CODES[answer.locked.kind]
@@ -140,7 +140,7 @@ def decide(
     verdict.step("password check", "right" if right else "wrong")
     if not right:
         failure = Auth401Error("credentials_invalid", scheme=scheme)
-        event = events.for_failure(request, failure, username=username, user_id=user_id)
+        event = wrong
         # The attempt that locks answers the lock (its event says so): the refusals' events
         # with this attempt's identity.
         locks = lockout.failed(answer, keys, attempt, event, refusals)

@@ -179,6 +179,19 @@ def for_failure(
     )
 
 
+def retag(event: Event, code: str) -> Event:
+    """``event`` with another outcome's code (as answered: ``DISCLOSE_ACCOUNT_STATE``
+    applied), status and note; the same ``event_id``: only one of them is ever recorded."""
+    from .codes import CATALOGUE
+
+    reason = CATALOGUE[code]
+    note = ""
+    if reason.discloses_account and not app_settings.DISCLOSE_ACCOUNT_STATE:
+        note = f"answered credentials_invalid; reason {code}"
+        reason = CATALOGUE["credentials_invalid"]
+    return {**event, "code": reason.code, "status_code": reason.status_code(), "note": note}
+
+
 _LOGGED = (
     "event_id",
     "code",
