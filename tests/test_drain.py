@@ -4,6 +4,7 @@ exactly once; the stream stays bounded when nobody drains, and what it drops is 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -211,3 +212,78 @@ def test_a_drained_failure_counts_in_the_database_for_an_outage(undrained, user,
     row = FailureCounter.objects.get(counter_key=lockout.username_key("alice", user))
     assert row.failures == 2
     assert login(client, "alice", PASSWORD).status_code == 200
+
+
+def _start_server(port: int, redis_url: str, prefix: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+        "AUTH401_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "AUTH401_TEST_COUNTERS": redis_url,
+        "AUTH401_TEST_COUNTERS_PREFIX": prefix,
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/public/", timeout=1)
+            return server
+        except urllib.error.HTTPError:
+            return server
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("the test server did not start")
+
+
+def test_two_servers_one_row_per_failure_and_the_lock_at_the_limit(undrained, user, settings):
+    """A flood split across two server processes sharing the database and Redis."""
+    prefix = settings.CACHES["counters"]["KEY_PREFIX"]
+    ports = [undrained.port + 3, undrained.port + 4]
+    servers = [_start_server(port, undrained.url, prefix) for port in ports]
+    answers: list[str] = []
+    try:
+        start = threading.Barrier(20)
+
+        def flood(port: int, worker: int) -> None:
+            start.wait()
+            for i in range(2):
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/me/",
+                    headers={"Authorization": basic("alice", f"guess-{worker}-{i}")},
+                )
+                try:
+                    urllib.request.urlopen(request, timeout=30)
+                    answers.append("200")
+                except urllib.error.HTTPError as error:
+                    answers.append(json.loads(error.read())["code"])
+
+        threads = [threading.Thread(target=flood, args=(ports[w % 2], w)) for w in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)  # flushes the batched login_busy rows
+        for server in servers:
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    drain.drain()
+    assert len(answers) == 40
+    assert answers.count("credentials_invalid") == 2  # FAILURE_LIMIT = 3: two, then the lock
+    assert set(answers) <= {"credentials_invalid", "account_locked", "login_busy"}
+    rows = AuthEvent.objects.exclude(code="auto_lock")
+    assert rows.count() == 40  # exactly one row per failure
+    assert rows.values("event_id").distinct().count() == 40
+    assert sorted(rows.values_list("code", flat=True)) == sorted(answers)
+    assert AuthEvent.objects.filter(code="auto_lock").count() == 1
+    assert lockout.peek("alice").locked_ms > 0
