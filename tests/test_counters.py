@@ -128,3 +128,21 @@ def test_good_values_of_the_new_settings():
         )
         == []
     )
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db
+def test_no_keys_admits_and_still_records(store, auth401_settings):
+    """``LOCKOUT_KEYS = ["ip"]`` and no client address (``authenticate()`` without a request)."""
+    from auth401 import drain, events
+    from auth401.models import AuthEvent
+
+    auth401_settings(COUNTER_STORE=store)
+    get = counters.get_store()
+    assert get.begin([], "b" * 32, {}).admitted
+    event = events.build(None, "credentials_invalid", 401, username="nobody")
+    assert get.fail([], "b" * 32, event, {}) == []
+    drain.drain()
+    assert list(AuthEvent.objects.values_list("code", "username")) == [
+        ("credentials_invalid", "nobody")
+    ]

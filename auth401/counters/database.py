@@ -120,6 +120,7 @@ def _without_events_if_refused(operation: Any, *args: Any) -> Any:
 def insert_events(conn: Any, cursor: Any, events: list[dict]) -> None:
     """INSERT the events' rows on ``cursor`` (values prepared by each field's own
     ``get_db_prep_save``)."""
+    events = [e for e in events if e]
     if not events or getattr(_refused, "skip", False):
         return
     q = conn.ops.quote_name
@@ -177,6 +178,8 @@ class DatabaseCounters:
         attempt that not every lockable key admitted gives its places back (one UPDATE)."""
         from . import SLOT_TTL_MS
 
+        if not keys:
+            return Begin(True, store=self)
         now = now_ms()
         with _transaction() as (conn, cursor):
             t, q = self._names(conn)
@@ -287,6 +290,9 @@ class DatabaseCounters:
         now = now_ms()
         window = policy()[0]
         locks: list[Lock] = []
+        if not keys:
+            self.append([event])
+            return locks
         with _transaction() as (conn, cursor):
             t, q = self._names(conn)
 
