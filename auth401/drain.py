@@ -146,6 +146,26 @@ def drain_once(count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
     return handled
 
 
+#: consumers (one per process and thread that drained) idle this long with nothing pending
+#: are removed from the group
+FORGET_IDLE_MS = 3_600_000
+
+
+def forget_idle_consumers() -> int:
+    """Remove consumers of exited processes (nothing pending, idle for an hour)."""
+    from .counters import redis_store
+
+    store = redis_store()
+    if store is None:
+        return 0
+    forgotten = 0
+    for consumer in store.client.xinfo_consumers(store.stream, GROUP):
+        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > FORGET_IDLE_MS:
+            store.client.xgroup_delconsumer(store.stream, GROUP, consumer["name"])
+            forgotten += 1
+    return forgotten
+
+
 def drain(limit: int | None = None, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
     """Drain until the stream is empty (or ``limit`` events were handled)."""
     total = 0
@@ -154,6 +174,8 @@ def drain(limit: int | None = None, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
         if not done:
             break
         total += done
+    if total:
+        forget_idle_consumers()
     return total
 
 

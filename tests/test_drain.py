@@ -287,3 +287,16 @@ def test_two_servers_one_row_per_failure_and_the_lock_at_the_limit(undrained, us
     assert sorted(rows.values_list("code", flat=True)) == sorted(answers)
     assert AuthEvent.objects.filter(code="auto_lock").count() == 1
     assert lockout.peek("alice").locked_ms > 0
+
+
+def test_consumers_of_exited_processes_are_forgotten(undrained, user, client, monkeypatch):
+    login(client, "ghost", "guess-0")
+    store = counters.redis_store()
+    store.ensure_group(drain.GROUP)
+    store.client.xgroup_createconsumer(store.stream, drain.GROUP, "gone:1:1")
+    assert drain.drain() == 1
+    names = {c["name"] for c in store.client.xinfo_consumers(store.stream, drain.GROUP)}
+    assert b"gone:1:1" in names  # not idle for an hour yet
+    monkeypatch.setattr(drain, "FORGET_IDLE_MS", -1)
+    assert drain.forget_idle_consumers() == 2  # the gone one, and this idle drain itself
+    assert store.client.xinfo_consumers(store.stream, drain.GROUP) == []
