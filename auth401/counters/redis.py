@@ -163,11 +163,16 @@ class Late(Exception):
     """Redis ran the script after its deadline: it did nothing."""
 
 
-def _location(alias: str) -> str:
-    location = settings.CACHES[alias]["LOCATION"]
+def _location(alias: str) -> tuple[str, dict[str, Any]]:
+    """The cache's first (primary) server URL, and its connection options (credentials, TLS,
+    db) without the ones this client sets itself."""
+    config = settings.CACHES[alias]
+    location = config["LOCATION"]
     if isinstance(location, list | tuple):
         location = location[0]
-    return str(location).split(",")[0].strip()
+    skip = {"pool_class", "parser_class", "serializer", "socket_timeout", "socket_connect_timeout"}
+    options = {k: v for k, v in (config.get("OPTIONS") or {}).items() if k not in skip}
+    return str(location).split(",")[0].strip(), options
 
 
 class RedisCounters:
@@ -181,8 +186,10 @@ class RedisCounters:
         alias = alias or app_settings.COUNTER_CACHE
         timeout = app_settings.COUNTER_TIMEOUT.total_seconds()
         self.timeout_ms = int(timeout * 1000)
+        url, options = _location(alias)
         self.client = redis.Redis.from_url(
-            _location(alias),
+            url,
+            **options,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry_on_timeout=False,
