@@ -135,8 +135,9 @@ class Auth401Middleware:
         def work_then_close() -> None:
             # The response has been sent; Django's own close() then sends request_finished,
             # which closes this thread's database connections after the work used them.
+            pending, work[:] = list(work), []  # once, however often close() is called
             try:
-                state.run(work)
+                state.run(pending)
             finally:
                 close()
 

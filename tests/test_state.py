@@ -88,3 +88,17 @@ def test_unexpected_errors_are_logged_with_the_request_id(caplog, settings):
     )
     assert record.request_id == "req-42"
     assert record.exc_info[0] is ZeroDivisionError
+
+
+@pytest.mark.django_db
+def test_the_work_runs_once_however_often_the_response_is_closed():
+    ran = []
+
+    def view(request):
+        state.of(request).after_response(lambda: ran.append("work"))
+        return HttpResponse("ok")
+
+    response = Auth401Middleware(view)(RequestFactory().get("/"))
+    response.close()
+    response.close()
+    assert ran == ["work"]
