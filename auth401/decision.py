@@ -118,12 +118,7 @@ def decide(
         return verdict
     verdict.step("lock check", "admitted")
     left = _auto_locked(user, joined)
-    if (
-        user is not None
-        and joined
-        and cached_status(user) is not None
-        and (left is not None and left > 0)
-    ):
+    if left is not None and left > 0:
         # A lock mirrored on the account but unknown to the counters (they were reset):
         # refused before any password check, like the counters' own locks.
         lockout.released(answer, keys, attempt)
