@@ -254,14 +254,19 @@ class DatabaseCounters:
         return Begin(True, store=self)
 
     def _give_back(self, conn: Any, cursor: Any, names: list[str]) -> None:
+        """One place in flight back on each key.  An upsert, so that the rows are locked in
+        key order like every other statement here (an UPDATE ... IN locks them in scan order,
+        and two such orders can deadlock)."""
         if not names:
             return
         t, q = self._names(conn)
-        marks = ", ".join(["%s"] * len(names))
+        ordered = sorted(set(names))
+        values = ", ".join(["(%s, 0, 0, 0, 0, 0, 0, '')"] * len(ordered))
         cursor.execute(
-            f"UPDATE {t} SET {q('in_flight')} = {q('in_flight')} - 1 "
-            f"WHERE {q('counter_key')} IN ({marks}) AND {q('in_flight')} > 0",
-            sorted(names),
+            f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
+            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET {q('in_flight')} = "
+            f"CASE WHEN {t}.{q('in_flight')} > 0 THEN {t}.{q('in_flight')} - 1 ELSE 0 END",
+            ordered,
         )
 
     def _lock(self, conn: Any, cursor: Any, key: Key, row: tuple, now: int) -> Lock:
