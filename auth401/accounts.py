@@ -13,13 +13,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from . import lockout, signals
+from . import events, lockout, signals
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AccountStatus, AuthEvent
+
+
+class AccountChangeError(Exception):
+    """An account change could not be applied and nothing of it was: the status, the
+    counters, the revocation and the event stay as they were."""
+
 
 State = AccountStatus.State
 
@@ -50,29 +56,34 @@ def _change(
     revoke: bool = False,
     only_from: tuple[str, ...] | None = None,
     automatic: bool = False,
+    clear_counters: bool = False,
 ) -> AccountStatus:
     now = timezone.now()
-    with transaction.atomic():
-        status, _ = AccountStatus.objects.select_for_update().get_or_create(user=user)
-        previous = status.effective_state(now)
-        if only_from is not None and previous not in only_from:
-            return status
-        status.state = state
-        status.reason = reason[:255]
-        status.locked_until = until if state == State.LOCKED else None
-        status.changed_by = by
-        status.changed_at = now
-        status.automatic = automatic
-        if revoke:
-            status.tokens_valid_after = now
-        status.save()
-        AuthEvent.objects.create(
-            code=event,
-            user=user,
-            username=user.get_username()[:150],
-            actor=by,
-            note=reason[:255],
-        )
+    try:
+        with transaction.atomic():
+            status, _ = AccountStatus.objects.select_for_update().get_or_create(user=user)
+            previous = status.effective_state(now)
+            if only_from is not None and previous not in only_from:
+                if clear_counters:
+                    lockout.clear(user.get_username(), user=user)
+                return status
+            status.state = state
+            status.reason = reason[:255]
+            status.locked_until = until if state == State.LOCKED else None
+            status.changed_by = by
+            status.changed_at = now
+            status.automatic = automatic
+            if revoke:
+                status.tokens_valid_after = now
+            status.save()
+            _event(event, user=user, by=by, note=reason)
+            if clear_counters:
+                # Last, inside the transaction: a failure here undoes the rest.
+                lockout.clear(user.get_username(), user=user)
+    except DatabaseError as exc:
+        raise AccountChangeError(
+            f"The {event} of {user.get_username()!r} was not applied (nothing changed): {exc}"
+        ) from exc
     user.auth401_status = status
     signals.account_status_changed.send(
         sender=AccountStatus, user=user, state=state, previous=previous, by=by
@@ -120,16 +131,30 @@ def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
     )
 
 
+def _event(code: str, *, user: Any = None, by: Any = None, note: str = "", **kwargs: Any) -> None:
+    """An admin action's event, written in the caller's transaction."""
+    from .counters.database import event_row
+
+    actor_id = getattr(by, "pk", None)
+    event_row(
+        events.build(None, code, None, user=user, actor_id=actor_id, note=note, **kwargs)
+    ).save()
+
+
 def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> AccountStatus | None:
-    """End a lock (a suspension stays) and clear the username's failure counter.  For an
-    unknown username only the counter is cleared, and None is returned."""
-    username = (
-        user_or_username if isinstance(user_or_username, str) else user_or_username.get_username()
-    )
-    lockout.clear(username)
+    """End a lock (a suspension stays) and clear the username's failure counter, all or
+    nothing (``AccountChangeError``).  For an unknown username only the counter is cleared
+    (with an ``admin_unlock`` event), and None is returned."""
     try:
         user = _user(user_or_username)
     except get_user_model().DoesNotExist:
+        username = str(user_or_username)
+        try:
+            with transaction.atomic():
+                _event("admin_unlock", by=by, note=reason, username=username)
+                lockout.clear(username)
+        except DatabaseError as exc:
+            raise AccountChangeError(f"The unlock of {username!r} was not applied: {exc}") from exc
         return None
     return _change(
         user,
@@ -138,13 +163,43 @@ def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> Accoun
         by=by,
         reason=reason,
         only_from=(State.LOCKED,),
+        clear_counters=True,
     )
 
 
 def reinstate(user: Any, *, by: Any = None, reason: str = "") -> AccountStatus:
-    """Make the account active again, whatever its state."""
-    lockout.clear(user.get_username())
-    return _change(user, state=State.ACTIVE, event="admin_reinstate", by=by, reason=reason)
+    """Make the account active again, whatever its state; its counters are cleared."""
+    return _change(
+        user,
+        state=State.ACTIVE,
+        event="admin_reinstate",
+        by=by,
+        reason=reason,
+        clear_counters=True,
+    )
+
+
+def unlock_address(address: str, *, by: Any = None, reason: str = "") -> bool:
+    """End the automatic lock of a client address (an IP, or an IPv6 /64 network as text)
+    and clear its counter, with an ``admin_unlock`` event naming it; all or nothing.
+    Answers whether the address was locked."""
+    import ipaddress
+
+    text = str(address).strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{address!r} is not an IP address or network") from exc
+    ip = str(network.network_address)
+    was_locked = lockout.peek(ip, ip=True).locked_ms > 0
+    note = f"address {lockout.address_text(ip)}" + (f": {reason}" if reason else "")
+    try:
+        with transaction.atomic():
+            _event("admin_unlock", by=by, note=note, ip=ip)
+            lockout.clear(ip, ip=True)
+    except DatabaseError as exc:
+        raise AccountChangeError(f"The unlock of {text} was not applied: {exc}") from exc
+    return was_locked
 
 
 @dataclass
@@ -169,7 +224,7 @@ def status(user_or_username: Any) -> AccountReport:
     user = _user(user_or_username)
     row = AccountStatus.objects.filter(user=user).select_related("changed_by").first()
     username = user.get_username()
-    counter = lockout.peek(username)
+    counter = lockout.peek(username, user=user)
     report = AccountReport(
         username=username,
         state=row.effective_state() if row else State.ACTIVE,

@@ -25,7 +25,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from . import responses
+from . import responses, state
 from .accounts import failure_for
 from .backends import Auth401Backend, stashed_failure
 from .codes import PROBLEMS
@@ -320,7 +320,7 @@ class BasicAuthentication(_Auth401Mixin, authentication.BasicAuthentication):
         self, userid: str, password: str, request: Request | None = None
     ) -> tuple[Any, None]:
         if request is not None:
-            request.auth401_scheme = "Basic"  # type: ignore[attr-defined]  # read by Auth401Backend
+            state.of(request).scheme = "Basic"  # read by Auth401Backend's decision
         try:
             user, _ = super().authenticate_credentials(userid, password, request)
         except drf_exceptions.AuthenticationFailed as exc:

@@ -151,8 +151,8 @@ def _wiring_problems() -> list[str]:
 def _counters_in_a_local_cache() -> bool:
     from django.core.cache import caches
 
-    from ._counters import is_redis
     from .conf import app_settings
+    from .counters import is_redis
 
     if validate(getattr(settings, SETTING_NAME, None)):
         return False  # reported by check_settings
@@ -269,7 +269,35 @@ def _counter_database_vendor() -> str | None:
     """The database vendor when the counters live in the database, else None."""
     from django.db import connection
 
-    from ._counters import DatabaseCounters
-    from .conf import app_settings
+    from .counters import get_store
+    from .counters.database import DatabaseCounters
 
-    return connection.vendor if isinstance(app_settings.counter_store, DatabaseCounters) else None
+    return connection.vendor if isinstance(get_store(), DatabaseCounters) else None
+
+
+def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """auth401.W010: the counters' Redis may evict keys (a lock or a count could vanish under
+    memory pressure).  Read with CONFIG GET where the server allows it; any error (no
+    connection, CONFIG renamed or refused) is silence, never a failed check."""
+    if validate(getattr(settings, SETTING_NAME, None)):
+        return []
+    try:
+        from .counters import redis_store
+
+        store = redis_store()
+        if store is None:
+            return []
+        policy = store.client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+    except Exception:
+        return []
+    if policy and policy != "noeviction":
+        return [
+            Warning(
+                f"The Redis of the auth401 counters evicts keys (maxmemory-policy={policy}).",
+                hint="Use a dedicated Redis for the counters with maxmemory-policy noeviction "
+                "and AOF persistence (appendonly yes): evicted keys are forgotten locks, "
+                "counts and audit events.",
+                id="auth401.W010",
+            )
+        ]
+    return []

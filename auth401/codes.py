@@ -196,6 +196,29 @@ REASONS: tuple[Reason, ...] = (
         discloses_account=True,
     ),
     Reason(
+        "address_locked",
+        LOCKOUT_STATUS,
+        _("Too many failed logins from your network."),
+        _(
+            "Logins from this network address are blocked for a while (retry_after seconds, "
+            "when the answer gives them). Try again later, or ask an administrator to unblock "
+            "the address."
+        ),
+        "The client's address (or network) is locked after `IP_FAILURE_LIMIT` failures or "
+        "listed in `ALWAYS_LOCK_NETWORKS` (with `retry_after` when it ends); says nothing "
+        "about any account.",
+        extras=frozenset({"retry_after"}),
+    ),
+    Reason(
+        "login_busy",
+        429,
+        _("Too many logins for this account are being checked right now."),
+        _("Retry in a second or two (retry_after seconds)."),
+        "More password checks for one key are in flight than the limit allows; retry in a "
+        "second (`retry_after`); never a lock, never counted.",
+        extras=frozenset({"retry_after"}),
+    ),
+    Reason(
         "account_suspended",
         403,
         _("This account is suspended."),

@@ -48,11 +48,23 @@ DEFAULTS: dict[str, Any] = {
     # COUNTER_CACHE is Django's Redis cache, else the database; "database" forces the table.
     "COUNTER_STORE": "auto",
     "COUNTER_CACHE": "default",
+    # False: failures are counted and audited, but nothing is ever locked (a kill switch).
+    "LOCKOUT_ENABLED": True,
+    # Which counters lock: "username" (FAILURE_LIMIT), "ip" (IP_FAILURE_LIMIT), and the
+    # pair "username+ip" (FAILURE_LIMIT per username and address).
+    "LOCKOUT_KEYS": ["username", "ip"],
+    # CIDRs whose addresses are counted but never address-locked (offices behind NAT).
+    "NEVER_LOCK_NETWORKS": [],
+    # CIDRs always refused with address_locked, before any password check.
+    "ALWAYS_LOCK_NETWORKS": [],
+    # Connect and read timeout of the Redis counter calls.
+    "COUNTER_TIMEOUT": timedelta(milliseconds=250),
 }
 
 RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
 COUNTER_STORES = ("auto", "database", "cache")
 LOCKOUT_STATUS_CODES = (403, 429)
+LOCKOUT_KEY_KINDS = ("username", "ip", "username+ip")
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,19 @@ def _networks(value: Any) -> bool:
     return True
 
 
+def _lockout_keys(value: Any) -> bool:
+    return (
+        _string_list(value)
+        and len(value) > 0
+        and all(v in LOCKOUT_KEY_KINDS for v in value)
+        and len(set(value)) == len(value)
+    )
+
+
+def _counter_timeout(value: Any) -> bool:
+    return isinstance(value, timedelta) and timedelta(0) < value <= timedelta(seconds=5)
+
+
 def _docs_url(value: Any) -> bool:
     return value is None or (isinstance(value, str) and "{code}" in value)
 
@@ -150,6 +175,14 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "COUNTER_STORE": (_one_of(COUNTER_STORES), "'auto', 'database' or 'cache'"),
     "COUNTER_CACHE": (_cache_alias, "the alias of a cache in CACHES"),
+    "LOCKOUT_ENABLED": (_boolean, "True or False"),
+    "LOCKOUT_KEYS": (
+        _lockout_keys,
+        "a non-empty list of distinct values from 'username', 'ip', 'username+ip'",
+    ),
+    "NEVER_LOCK_NETWORKS": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
+    "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
+    "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
 }
 assert RULES.keys() == DEFAULTS.keys()
 
@@ -232,10 +265,18 @@ class Auth401Settings:
         return self._derived("api_path_prefixes", lambda: tuple(self.API_PATH_PREFIXES))
 
     @property
-    def counter_store(self) -> Any:
-        from ._counters import build_store
+    def never_lock_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return self._derived(
+            "never_lock_networks",
+            lambda: tuple(ipaddress.ip_network(c, strict=False) for c in self.NEVER_LOCK_NETWORKS),
+        )
 
-        return self._derived("counter_store", build_store)
+    @property
+    def always_lock_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return self._derived(
+            "always_lock_networks",
+            lambda: tuple(ipaddress.ip_network(c, strict=False) for c in self.ALWAYS_LOCK_NETWORKS),
+        )
 
     def reload(self) -> None:
         self._cache.clear()

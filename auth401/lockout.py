@@ -1,18 +1,24 @@
-"""Brute-force lockout that cannot be raced past, and that does not tell who exists.
+"""The lockout policy: which counters an attempt touches, the in-flight bound, locks and their
+mirrors, allow- and deny-lists.  Storage is ``auth401.counters``; the flow of a password login
+is ``auth401.decision``.
 
-The backend calls ``start()`` *before* it looks the user up, and reads the answer
-(``Pending.result()``) before it checks any password: that takes one failure slot on the
-username's counter and one on the client IP's, atomically (with Redis the request is sent
-first and its answer read after the lookup, so the two round trips overlap).  An
-attempt whose slot is over the limit is refused without a password check, so N concurrent
-guesses against ``FAILURE_LIMIT = 5`` cause at most 5 password checks, across processes.
-A right password gives its slots back (``succeeded``); a wrong one keeps them, and the one that
-reaches the limit locks the key (``failed``), for ``LOCKOUT_DURATION``, doubling per repeat
-up to ``LOCKOUT_MAX_DURATION``.
+A lock follows confirmed failures only.  Before a password is checked, ``begin`` asks the
+store to admit the attempt: a locked key refuses it (no password check), and otherwise the
+attempt is admitted only while *failures + checks in flight* stay below every key's limit, so
+under any concurrency at most ``FAILURE_LIMIT`` checks reach the hasher for one username
+(``IP_FAILURE_LIMIT`` for one address) before it locks.  An attempt that finds the bound full
+waits up to about a second, then gets ``login_busy`` (429, never a lock, never counted).  A
+wrong password counts and may lock (``failed``); a right one only gives its place back
+(``released``): a good login never resets an attacker's count.
 
-Unknown usernames are counted and locked exactly like real ones, so the answers (status,
-body, headers) are the same.  For real users the automatic lock is also written to their
-``AccountStatus`` (``automatic=True``) so the admin and ``auth401_status`` show it.
+Keys (``LOCKOUT_KEYS``): ``username`` -- one per account when the username names one (``u:``
++ a hash of its primary key, whatever spelling matched), else one per normalised name (a hash
+of the NFKC case-folded name); ``ip`` -- the client address (IPv6: its /64); ``username+ip``
+-- the pair.  Unknown usernames are counted and locked exactly like real ones.
+
+A lock decided in Redis is mirrored after the answer where the database store and the admin
+see it: the ``FailureCounter`` row (any key) and, for real accounts, ``AccountStatus``
+(``automatic=True``), so that it holds when Redis is down.
 """
 
 from __future__ import annotations
@@ -20,173 +26,194 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-import unicodedata
-from dataclasses import dataclass, field
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError
 
-from .client_ip import client_ip
 from .conf import app_settings
-from .exceptions import Auth401Error
+from .counters import Begin, Key, Lock, database_store, get_store, now_ms
+from .events import normalise_username as normalise_username
+
+logger = logging.getLogger("auth401")
+
+#: how long an attempt waits in all for a place in flight before ``login_busy`` (seconds)
+BUSY_WAITS = (0.05, 0.1, 0.2, 0.3, 0.35)
+#: ``retry_after`` of ``login_busy`` (seconds)
+BUSY_RETRY_AFTER = 1
 
 
-def normalise_username(username: str) -> str:
-    """Case-folded NFKC, so ``ALICE``, ``alice`` and ``ａｌｉｃｅ`` share one counter."""
-    return unicodedata.normalize("NFKC", str(username)).casefold().strip()
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "replace")).hexdigest()[:40]
 
 
-def username_key(username: str) -> str:
-    # Hashed: any length and any bytes make a short, safe key; no username is stored.
-    digest = hashlib.blake2b(normalise_username(username).encode("utf-8", "replace"))
-    return "u:" + digest.hexdigest()[:40]
+def username_key(username: str, user: Any = None) -> str:
+    """The username counter: per account when ``user`` is known, else per normalised name.
+    Either way one hash of a short text, so real and unknown names cost the same."""
+    if user is not None and getattr(user, "pk", None) is not None:
+        return "u:" + _digest(f"#pk:{user.pk}")
+    return "u:" + _digest(normalise_username(username))
 
 
 def ip_key(ip: str) -> str:
     """IPv4: the address.  IPv6: its /64, since one client usually holds a whole /64 and
     could otherwise rotate through it past ``IP_FAILURE_LIMIT``."""
+    return "ip:" + address_text(ip)
+
+
+def address_text(ip: str) -> str:
     address = ipaddress.ip_address(ip)
     if address.version == 6:
-        return "ip:" + str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return "ip:" + str(address)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
-logger = logging.getLogger("auth401")
+def pair_key(user_key: str, ip: str) -> str:
+    return "up:" + _digest(f"{user_key}|{address_text(ip)}")
 
 
-def _guarded(call: Any, label: str, *args: Any, default: Any = None) -> Any:
-    """Run a counter step; a database error is logged and answered with ``default`` (the
-    login then goes on uncounted rather than failing with a 500).  The database store runs
-    inside a savepoint when a transaction is open, so an error cannot poison it."""
+def _in(ip: str | None, networks: tuple[Any, ...]) -> bool:
+    if ip is None or not networks:
+        return False
+    address = ipaddress.ip_address(ip)
+    return any(address.version == n.version and address in n for n in networks)
+
+
+def address_denied(ip: str | None) -> bool:
+    """``ALWAYS_LOCK_NETWORKS``: refused with ``address_locked``, before anything else."""
+    return app_settings.LOCKOUT_ENABLED and _in(ip, app_settings.always_lock_networks)
+
+
+def keys_for(username: str, user: Any, ip: str | None) -> list[Key]:
+    """The counters an attempt touches, addresses first (their lock is answered first)."""
+    enabled = app_settings.LOCKOUT_ENABLED
+    kinds = app_settings.LOCKOUT_KEYS
+    user_key = username_key(username, user)
+    keys: list[Key] = []
+    if ip is not None and "ip" in kinds:
+        lockable = enabled and not _in(ip, app_settings.never_lock_networks)
+        keys.append(Key(ip_key(ip), "ip", app_settings.IP_FAILURE_LIMIT, lockable))
+    if "username" in kinds:
+        keys.append(Key(user_key, "username", app_settings.FAILURE_LIMIT, enabled))
+    if ip is not None and "username+ip" in kinds:
+        keys.append(Key(pair_key(user_key, ip), "username+ip", app_settings.FAILURE_LIMIT, enabled))
+    return keys
+
+
+#: the code a refusal by each kind of key answers
+REFUSAL_CODES = {
+    "ip": "address_locked",
+    "username": "account_locked",
+    "username+ip": "account_locked",
+}
+
+
+def new_attempt() -> str:
+    return uuid.uuid4().hex
+
+
+def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+    """Ask for a place in flight, waiting up to about a second while the bound is full.
+    When no store answers (the database is down too), the attempt goes on uncounted rather
+    than failing with a 500 (logged)."""
     try:
-        return call(*args)
+        store = get_store()
+        answer = store.begin(keys, attempt, refusals)
+        for pause in BUSY_WAITS:
+            if not answer.busy:
+                break
+            time.sleep(pause)
+            answer = store.begin(keys, attempt, refusals)
     except DatabaseError:
-        logger.exception("auth401: the failure counters could not be updated (%s)", label)
-        return default
+        logger.exception("auth401: the failure counters could not be read (begin)")
+        return Begin(True, store=None)
+    return answer
 
 
-def _store(operation: str, *args: Any, default: Any = None) -> Any:
-    """The counter store's ``operation``, guarded."""
-    return _guarded(
-        getattr(app_settings.counter_store, operation), operation, *args, default=default
-    )
+def failed(
+    answer: Begin, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+) -> list[Lock]:
+    """A wrong password: counted, with its event (``locked[kind]`` instead when the attempt
+    locks a key of that kind), in one call; answers the new locks."""
+    counted = [k.name for k in keys]
+    event = {**event, "counted": counted}
+    locked = {kind: {**e, "counted": counted} for kind, e in locked.items()}
+    try:
+        store = get_store()
+        if hasattr(store, "primary"):
+            return store.fail(keys, attempt, event, locked, answer.store)
+        return store.fail(keys, attempt, event, locked)
+    except DatabaseError:
+        logger.exception("auth401: a failure could not be counted nor its audit event recorded")
+        return []
 
 
-def _ms(delta: Any) -> int:
-    return int(delta.total_seconds() * 1000)
-
-
-@dataclass
-class Attempt:
-    """The slots one login attempt holds: (key, limit, count after taking the slot)."""
-
-    request: Any
-    slots: list[tuple[str, int, int]] = field(default_factory=list)
-
-
-def _locked(ms: int, scheme: str | None) -> Auth401Error:
-    return Auth401Error("account_locked", scheme=scheme, retry_after=ms / 1000)
-
-
-def _lock(key: str) -> int:
-    base = _ms(app_settings.LOCKOUT_DURATION)
-    ceiling = _ms(app_settings.LOCKOUT_MAX_DURATION)
-    return int(_store("lock", key, base, ceiling, ceiling, default=base))
-
-
-class Pending:
-    """An attempt whose slots were asked for and whose answer is read by ``result()``."""
-
-    def __init__(self, request: Any, scheme: str | None, wanted: list[tuple[str, int]]) -> None:
-        self.request, self.scheme, self.wanted = request, scheme, wanted
-        keys = [key for key, _ in wanted]
-        self._answer = _store("start_hit", keys, _ms(app_settings.FAILURE_WINDOW))
-        self._result: Attempt | Auth401Error | None = None
-
-    def result(self) -> Attempt | Auth401Error:
-        if self._result is None:
-            hits = self._read()
-            self._result = _decide(self.request, self.scheme, self.wanted, hits)
-        return self._result
-
-    def _read(self) -> list[Any]:
-        if self._answer is None:
-            return []  # the counters are down: logged by _store
-        return _guarded(self._answer, "hit", default=[])
-
-
-def start(request: Any, username: str, scheme: str | None = None) -> Pending:
-    """Ask for the attempt's slots without waiting for the answer (Redis): the caller looks
-    the user up meanwhile and calls ``result()`` before it checks any password."""
-    wanted = [(username_key(username), app_settings.FAILURE_LIMIT)]
-    ip = client_ip(request) if request is not None else None
-    if ip is not None:
-        wanted.append((ip_key(ip), app_settings.IP_FAILURE_LIMIT))
-    return Pending(request, scheme, wanted)
-
-
-def _decide(
-    request: Any, scheme: str | None, wanted: list[tuple[str, int]], hits: list[Any]
-) -> Attempt | Auth401Error:
-    attempt = Attempt(request)
-    if not hits:
-        return attempt  # the counters are down: logged by _store; the check goes on uncounted
-    refusal_ms = 0
-    for (key, limit), hit in zip(wanted, hits, strict=True):
-        if hit.locked_ms > 0:
-            refusal_ms = max(refusal_ms, hit.locked_ms)
-        elif hit.failures > limit:
-            # A slot beyond the limit: a racing attempt that lost. Lock (once) and refuse.
-            refusal_ms = max(refusal_ms, _lock(key))
+def released(answer: Begin, keys: list[Key], attempt: str) -> None:
+    """A right password (or an attempt that checked none): its place in flight goes back."""
+    try:
+        store = get_store()
+        if hasattr(store, "primary"):
+            store.release(keys, attempt, answer.store)
         else:
-            attempt.slots.append((key, limit, hit.failures))
-    if refusal_ms:
-        # No password is checked, so the slots taken on the other keys are not failures.
-        if attempt.slots:
-            _store("give_back", [key for key, _, _ in attempt.slots])
-        return _locked(refusal_ms, scheme)
-    return attempt
+            store.release(keys, attempt)
+    except DatabaseError:
+        logger.exception("auth401: an in-flight entry could not be removed (it expires)")
 
 
-def failed(attempt: Attempt, user: Any, scheme: str | None = None) -> Auth401Error | None:
-    """A wrong password: the slots stay taken; the attempt that reaches a limit locks."""
-    lock_ms = 0
-    for key, limit, count in attempt.slots:
-        if count >= limit:
-            ms = _lock(key)
-            lock_ms = max(lock_ms, ms)
-            if user is not None and key.startswith("u:"):
-                _mirror(attempt.request, user, ms, count)
-    return _locked(lock_ms, scheme) if lock_ms else None
+def _account(username: str) -> Any:
+    """The account a username names, for reports and admin actions (not the login path)."""
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    try:
+        return model._default_manager.get_by_natural_key(username)
+    except (model.DoesNotExist, model.MultipleObjectsReturned, ValueError, TypeError):
+        return None
 
 
-def _mirror(request: Any, user: Any, ms: int, failures: int) -> None:
-    """Show the lock on the user's AccountStatus, after the view: a rollback of the request
-    cannot undo it, and the answer does not wait for it.  The counter's lock is what refuses
-    logins, so a failed write here is logged and the answer stays ``account_locked``."""
-    from . import accounts, audit
-
-    def write() -> None:
-        try:
-            accounts.auto_lock(user, seconds=ms / 1000, failures=failures)
-        except DatabaseError:
-            logger.exception("auth401: the automatic lock of user %s was not recorded", user.pk)
-
-    audit.after_view(request, write)
+def clear(username_or_ip: str, *, ip: bool = False, user: Any = None) -> None:
+    """Forget a counter and its lock (an admin unlock): an address's, or a username's (its
+    account's counter and the counter of the name as typed)."""
+    if ip:
+        get_store().clear(ip_key(username_or_ip))
+        return
+    user = user if user is not None else _account(username_or_ip)
+    get_store().clear(username_key(username_or_ip))
+    if user is not None:
+        get_store().clear(username_key(username_or_ip, user))
 
 
-def succeeded(attempt: Attempt) -> None:
-    """A right password: give the attempt's own slots back (not everyone's: an attacker must
-    not be able to reset a counter by slipping in one good login)."""
-    if attempt.slots:
-        _store("give_back", [key for key, _, _ in attempt.slots])
+def peek(username_or_ip: str, *, ip: bool = False, user: Any = None) -> Any:
+    """The counter of an address, or of a username (its account's when it names one)."""
+    if ip:
+        return get_store().peek(ip_key(username_or_ip))
+    user = user if user is not None else _account(username_or_ip)
+    return get_store().peek(username_key(username_or_ip, user))
 
 
-def clear(username_or_ip: str, *, ip: bool = False) -> None:
-    key = ip_key(username_or_ip) if ip else username_key(username_or_ip)
-    _store("clear", key)
+@dataclass(frozen=True)
+class AddressLock:
+    """A locked client address (IPv4) or network (IPv6 /64), for the admin dashboard."""
+
+    address: str
+    seconds_left: float
+    failures: int
 
 
-def peek(username_or_ip: str, *, ip: bool = False) -> Any:
-    key = ip_key(username_or_ip) if ip else username_key(username_or_ip)
-    return app_settings.counter_store.peek(key)
+def locked_addresses() -> list[AddressLock]:
+    """Addresses under an automatic lock now, longest first; read from the database mirror,
+    so it works with either store."""
+    rows = database_store().locked("ip:")
+    now = now_ms()
+    return [
+        AddressLock(row.counter_key[3:], (row.locked_until - now) / 1000, _failures(row))
+        for row in rows
+    ]
+
+
+def _failures(row: Any) -> int:
+    """Failures that led to the lock: its event's note is the source; the row keeps the
+    level, so report the limit the lock was reached at."""
+    return int(app_settings.IP_FAILURE_LIMIT)

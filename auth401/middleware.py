@@ -10,12 +10,16 @@ Place it after ``AuthenticationMiddleware``.  It
 - ends sessions older than the account's last lock or suspension: a session user whose
   account may not be used (``accounts.failure_for``) is anonymous, and a revoked session is
   flushed, for plain Django views (the admin) as for DRF;
+- owns the request's ``auth401.state`` and runs its after-response work once the response
+  has been sent (lock mirrors, batched audit rows, the drain of the event stream);
+- logs every unexpected error with its request id, whatever ``DEBUG`` is;
 - refuses to start with a bad ``AUTH401`` setting, since system checks do not run under
   gunicorn or uwsgi.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,16 +29,18 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
 
-from . import audit
+from . import drain, events, state
 from .accounts import failure_for
 from .conf import SETTING_NAME, app_settings, validate
 from .exceptions import Auth401Error
 from .request_id import HEADER, get_request_id
 from .signals import session_issued_at
+
+logger = logging.getLogger("auth401")
 
 
 def is_api_path(request: HttpRequest) -> bool:
@@ -84,17 +90,22 @@ class Auth401Middleware:
         self.start(request)
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
         response = await get_response(request)
-        # finish() may query and write (the 401 body, the audit rows): not in the event loop
-        return await sync_to_async(self.finish)(request, response)
+        # finish() may query and write (the 401 body, the audit rows): not in the event loop.
+        # Under ASGI the after-response work runs here, in the request's own thread, before
+        # the response is handed back: Django closes ASGI responses in another thread, with
+        # other database connections than the request's.
+        return await sync_to_async(self.finish)(request, response, now=True)
 
     def start(self, request: HttpRequest) -> None:
         """Shared by the sync and async paths."""
         get_request_id(request)
-        audit.start_request(request)
+        state.start(request)
         if hasattr(request, "user") and hasattr(request, "session"):
             request.user = SimpleLazyObject(lambda: session_user(request))
 
-    def finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    def finish(
+        self, request: HttpRequest, response: HttpResponseBase, now: bool = False
+    ) -> HttpResponseBase:
         """Shared by the sync and async paths."""
         if (
             response.status_code == 302
@@ -104,13 +115,50 @@ class Auth401Middleware:
             response = self._render(request, None)
         if HEADER not in response:
             response[HEADER] = get_request_id(request)
-        audit.flush(request)  # after the view's transaction: ATOMIC_REQUESTS cannot undo it
+        self._after_response(request, response, now)
         return response
+
+    @staticmethod
+    def _after_response(request: HttpRequest, response: HttpResponseBase, now: bool) -> None:
+        """Run the request's after-response work once the server has sent the response
+        (``HttpResponse.close()``, which WSGI and ASGI servers call), after the view's
+        transaction: ``ATOMIC_REQUESTS`` cannot undo it and the answer does not wait."""
+        current = state.of(request)
+        work = [*current.after, events.batch.flush_if_due, drain.after_response]
+        current.after = []
+        current.managed = False  # work added from now on runs at once
+        if now:
+            state.run(work)
+            return
+        close = response.close
+
+        def work_then_close() -> None:
+            # The response has been sent; Django's own close() then sends request_finished,
+            # which closes this thread's database connections after the work used them.
+            pending, work[:] = list(work), []  # once, however often close() is called
+            try:
+                state.run(pending)
+            finally:
+                close()
+
+        response.close = work_then_close  # type: ignore[method-assign]
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         if isinstance(exception, PermissionDenied) and is_api_path(request):
             text = str(exception.args[0]) if exception.args else None
             return self._render(request, Auth401Error("permission_denied", detail=text or None))
+        if not isinstance(exception, PermissionDenied | Auth401Error | Http404):
+            # Django logs it too, but only where its own logging is configured (DEBUG off
+            # and no LOGGING: nowhere); this record carries the request id either way.
+            logger.error(
+                "auth401: unexpected %s on %s %s request_id=%s",
+                type(exception).__name__,
+                request.method,
+                request.path,
+                get_request_id(request),
+                exc_info=exception,
+                extra={"request_id": get_request_id(request)},
+            )
         return None
 
     def _render(self, request: HttpRequest, failure: Auth401Error | None) -> HttpResponseBase:

@@ -77,9 +77,10 @@ class AccountStatus(models.Model):
 
 
 class FailureCounter(models.Model):
-    """Failed-login counters and automatic locks, one row per normalised username or client IP,
-    when the counters live in the database (no shared cache).  Times are epoch milliseconds
-    so that one portable upsert statement can compare them on every database.
+    """Failed-login counters, checks in flight and automatic locks, one row per counter key
+    (account, unknown name, client address, pair); with Redis counters, the mirror of their
+    automatic locks (what holds while Redis is down) and of drained failure counts.  Times are
+    epoch milliseconds so that one portable upsert statement can compare them everywhere.
     """
 
     counter_key = models.CharField(max_length=80, unique=True)
@@ -87,6 +88,12 @@ class FailureCounter(models.Model):
     window_ends = models.BigIntegerField(default=0)
     locked_until = models.BigIntegerField(default=0)
     lock_level = models.PositiveSmallIntegerField(default=0)
+    #: password checks in flight (admitted, outcome not known yet); they stop counting at
+    #: ``in_flight_until`` (10 s after the last admission), so a killed worker's place frees
+    in_flight = models.PositiveIntegerField(default=0, db_default=0)
+    in_flight_until = models.BigIntegerField(default=0, db_default=0)
+    #: the last attempt admitted (tells an attempt whether the upsert admitted it)
+    last_attempt = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("failure counter")
@@ -107,6 +114,14 @@ class AuthEvent(models.Model):
     code = models.CharField(_("code"), max_length=40)
     status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
     username = models.CharField(_("username as typed"), max_length=150, blank=True)
+    username_normalised = models.CharField(
+        _("username (normalised)"),
+        max_length=150,
+        blank=True,
+        default="",
+        db_default="",  # rows inserted without it (raw SQL, older writers) get ""
+        help_text=_("Case-folded NFKC, as the lockout counts it."),
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -131,6 +146,14 @@ class AuthEvent(models.Model):
         verbose_name=_("actor"),
     )
     note = models.CharField(_("note"), max_length=255, blank=True)
+    event_id = models.UUIDField(
+        _("event id"),
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Made where the failure happened: the drain writes each event once."),
+    )
 
     class Meta:
         verbose_name = _("authentication event")
@@ -145,6 +168,9 @@ class AuthEvent(models.Model):
             models.Index(fields=["request_id"], name="auth401_event_request_id"),
             models.Index(fields=["status_code", "-created_at"], name="auth401_event_status"),
             models.Index(fields=["scheme", "-created_at"], name="auth401_event_scheme"),
+            models.Index(
+                fields=["username_normalised", "-created_at"], name="auth401_event_normalised"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ PASSWORD = "correct-horse-1"
 def _clear_cache() -> None:
     from django.core.cache import cache
 
-    from auth401._counters import is_redis
+    from auth401.counters import is_redis
 
     if is_redis(cache):
         # Only this run's keys (its KEY_PREFIX names the process): never FLUSHDB a shared Redis.
@@ -29,9 +29,16 @@ def _clear_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Lockout counters may live in the cache (Redis in CI): every test starts empty."""
+    """Lockout counters may live in the cache (Redis in CI): every test starts empty, with the
+    Redis circuit closed and no batched audit events left over."""
+    from auth401 import counters, events
+
+    counters.circuit.reset()
     _clear_cache()
     yield
+    counters.circuit.reset()
+    with events.batch._lock:
+        events.batch._events.clear()
     _clear_cache()
 
 
@@ -43,8 +50,8 @@ def _fresh_counter_connection(django_db_blocker):
     yield
     from django.db import connection
 
-    from auth401 import _counters
-    from auth401.models import FailureCounter
+    from auth401.counters import database as _counters
+    from auth401.models import AuthEvent, FailureCounter
 
     side = getattr(_counters._side, "connection", None)
     if side is None:
@@ -53,6 +60,7 @@ def _fresh_counter_connection(django_db_blocker):
         if connection.vendor != "sqlite":
             with side.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {FailureCounter._meta.db_table}")
+                cursor.execute(f"DELETE FROM {AuthEvent._meta.db_table}")
         _counters.close_side_connections(force=True)
 
 
@@ -134,3 +142,25 @@ def counting_hasher(settings):
     CountingHasher.reset()
     yield CountingHasher
     CountingHasher.reset()
+
+
+@pytest.fixture
+def private_redis(settings, auth401_settings):
+    """The counters in a redis-server of this test's own (killed, paused and restarted by
+    its pid; the shared Redis is never touched), with ``FAILURE_LIMIT=3``."""
+    from tests.redis_server import RedisServer, free_port
+
+    server = RedisServer(free_port(1)).start()
+    settings.CACHES = {
+        **settings.CACHES,
+        "counters": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "KEY_PREFIX": "private",
+        },
+    }
+    auth401_settings(
+        COUNTER_STORE="cache", COUNTER_CACHE="counters", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000
+    )
+    yield server
+    server.stop()

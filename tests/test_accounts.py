@@ -86,10 +86,13 @@ def test_unlock_by_username_and_unknown_username(user, received):
     status = accounts.unlock("alice")
     assert (status.state, status.locked_until) == ("active", None)
     assert received[-1] == ("unlocked", {"user": user, "by": None})
-    assert accounts.unlock("nobody") is None
-    assert list(AuthEvent.objects.values_list("code", flat=True).order_by("id")) == [
-        "admin_lock",
-        "admin_unlock",
+    assert accounts.unlock("nobody", reason="support ticket 42") is None
+    rows = list(AuthEvent.objects.values_list("code", "username", "user", "note").order_by("id"))
+    assert rows == [
+        ("admin_lock", "alice", user.pk, ""),
+        ("admin_unlock", "alice", user.pk, ""),
+        # an unknown username's counter is cleared too, and that is recorded
+        ("admin_unlock", "nobody", None, "support ticket 42"),
     ]
 
 
@@ -145,3 +148,71 @@ def test_password_max_age(user, auth401_settings):
     assert accounts.failure_for(user, password_login=True).code == "password_expired"
     # Only password logins are refused: issued tokens and sessions keep working.
     assert accounts.failure_for(user) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unlock_the_audit_table_refuses_changes_nothing(user, client, auth401_settings):
+    """No half unlock: the status, the counters and the event go together or not at all."""
+    from auth401 import lockout
+    from tests.conftest import basic
+
+    auth401_settings(FAILURE_LIMIT=2, IP_FAILURE_LIMIT=1000)
+    for i in range(2):
+        client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", f"wrong-{i}"))
+    assert AccountStatus.objects.get(user=user).state == "locked"
+    from django.db import connection
+
+    table = AuthEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION auth401_refuse_unlock() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'audit table refuses writes'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER auth401_refuse_unlock BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION auth401_refuse_unlock()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER auth401_refuse_unlock BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'audit table refuses writes'); END"
+            )
+    try:
+        with pytest.raises(accounts.AccountChangeError, match="was not applied"):
+            accounts.unlock(user, reason="ticket 9")
+        with pytest.raises(accounts.AccountChangeError):
+            accounts.reinstate(user)
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER IF EXISTS auth401_refuse_unlock ON {table}")
+                cursor.execute("DROP FUNCTION IF EXISTS auth401_refuse_unlock()")
+            else:
+                cursor.execute("DROP TRIGGER IF EXISTS auth401_refuse_unlock")
+    status = AccountStatus.objects.get(user=user)
+    assert (status.state, status.automatic) == ("locked", True)
+    assert lockout.peek("alice").locked_ms > 0  # the counter's lock stays too
+    assert not AuthEvent.objects.filter(code="admin_unlock").exists()
+    # and once the table takes writes again, the unlock applies whole
+    accounts.unlock(user, reason="ticket 9")
+    assert AccountStatus.objects.get(user=user).state == "active"
+    assert lockout.peek("alice").locked_ms == 0
+    assert AuthEvent.objects.get(code="admin_unlock").note == "ticket 9"
+
+
+def test_unlock_and_reinstate_take_a_reason(user, admin_user):
+    accounts.lock(user, reason="investigation", by=admin_user)
+    status = accounts.unlock(user, by=admin_user, reason="resolved")
+    assert (status.state, status.reason, status.changed_by) == ("active", "resolved", admin_user)
+    accounts.suspend(user, reason="chargeback", by=admin_user)
+    status = accounts.reinstate(user, by=admin_user, reason="refund cleared")
+    assert (status.state, status.reason) == ("active", "refund cleared")
+    notes = list(AuthEvent.objects.order_by("id").values_list("code", "note", "actor"))
+    assert notes == [
+        ("admin_lock", "investigation", admin_user.pk),
+        ("admin_unlock", "resolved", admin_user.pk),
+        ("admin_suspend", "chargeback", admin_user.pk),
+        ("admin_reinstate", "refund cleared", admin_user.pk),
+    ]
+    assert set(AuthEvent.objects.values_list("username_normalised", flat=True)) == {"alice"}

@@ -6,7 +6,7 @@ from datetime import UTC
 import pytest
 from django.db import DatabaseError
 
-from auth401 import accounts, audit, signals
+from auth401 import accounts, lockout, signals
 from auth401.audit import fingerprint
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
@@ -163,16 +163,21 @@ def test_long_values_are_truncated(api_client):
     assert (len(event.username), len(event.user_agent)) == (150, 255)
 
 
-def test_broken_audit_write_still_answers(user, api_client, monkeypatch, caplog):
+def test_broken_audit_write_still_answers(user, api_client, monkeypatch, caplog, auth401_settings):
+    auth401_settings(COUNTER_STORE="database")  # the event's row is written with the count
+
     def broken(*args, **kwargs):
         raise DatabaseError("the audit database is down")
 
-    monkeypatch.setattr(audit, "write_rows", broken)
+    from auth401.counters import database
+
+    monkeypatch.setattr(database, "event_row", broken)
     response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", SECRET))
     assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
     messages = [r.getMessage() for r in caplog.records if r.name == "auth401"]
-    assert "auth401: 1 audit event(s) could not be written; their log records stand" in messages
+    assert "auth401: an audit event could not be recorded; the count stands" in messages
     assert any(m.startswith("auth401 401 credentials_invalid") for m in messages)
+    assert lockout.peek("alice").failures == 1  # counted all the same
 
 
 @pytest.mark.django_db(transaction=True)

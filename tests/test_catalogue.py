@@ -325,6 +325,22 @@ def automatic_lock(ctx: Ctx) -> Any:
     return right_password(ctx)
 
 
+def address_locked(ctx: Ctx) -> Any:
+    ctx.make_user()
+    for name in ("mallory", "trudy"):
+        get_me(ctx, basic(name, "wrong-password"))
+    return right_password(ctx)
+
+
+def busy(ctx: Ctx) -> Any:
+    from auth401 import lockout
+
+    user = ctx.make_user()
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    lockout.begin(keys, lockout.new_attempt(), {})  # holds the only place in flight
+    return right_password(ctx)
+
+
 def suspended(ctx: Ctx) -> Any:
     accounts.suspend(ctx.make_user(), reason="chargeback")
     return right_password(ctx)
@@ -603,6 +619,20 @@ SCENARIOS = (
         automatic_lock,
         overrides={"FAILURE_LIMIT": 3, "LOCKOUT_DURATION": timedelta(minutes=15)},
         exact={"detail": "This account is locked.", "retry_after": 900},
+    ),
+    Scenario(
+        "address-locked-after-failures-from-it",
+        "address_locked",
+        address_locked,
+        overrides={"IP_FAILURE_LIMIT": 2, "LOCKOUT_DURATION": timedelta(minutes=15)},
+        exact={"detail": "Too many failed logins from your network.", "retry_after": 900},
+    ),
+    Scenario(
+        "password-checks-in-flight-at-the-limit",
+        "login_busy",
+        busy,
+        overrides={"FAILURE_LIMIT": 1},
+        exact={"retry_after": 1},
     ),
     Scenario(
         "suspended",

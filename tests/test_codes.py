@@ -26,6 +26,8 @@ CONTRACT_CODES = {
     "session_expired": 401,
     "password_expired": 401,
     "account_locked": LOCKOUT_STATUS,
+    "address_locked": LOCKOUT_STATUS,
+    "login_busy": 429,
     "account_suspended": 403,
     "account_inactive": 403,
     "permission_denied": 403,

@@ -1,9 +1,11 @@
+from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from auth401 import accounts, lockout
+from auth401.models import AccountStatus, AuthEvent
 from tests.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +78,74 @@ def test_unlock_ip(api_client, auth401_settings):
     api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ghost", "guess"))
     assert lockout.peek("127.0.0.1", ip=True).locked_ms > 0
     assert run("auth401_unlock", "127.0.0.1") == (
-        "Cleared the failure counter and lock of IP 127.0.0.1.\n"
+        "Unlocked address 127.0.0.1 (was locked); its counter is cleared.\n"
     )
     assert lockout.peek("127.0.0.1", ip=True).locked_ms == 0
+
+
+def test_status_of_a_locked_address(api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=2, LOCKOUT_DURATION=timedelta(minutes=15))
+    for name in ("ghost", "phantom"):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(name, "guess"))
+    lines = run("auth401_status", "127.0.0.1").splitlines()
+    assert lines[0] == "address 127.0.0.1: cannot log in (address locked)"
+    assert lines[1] == "  failures in the window: 0 / 2"
+    assert lines[2].startswith("  lockout: locked for 89") and lines[2].endswith("(repeat 1)")
+    assert lines[3] == "  last events:"
+    codes = [line.split()[2] for line in lines[4:]]
+    assert codes == ["auto_lock", "address_locked", "credentials_invalid"]
+
+
+def test_status_of_a_clean_address_and_the_lists(auth401_settings):
+    auth401_settings(NEVER_LOCK_NETWORKS=["10.0.0.0/8"], ALWAYS_LOCK_NETWORKS=["192.0.2.0/24"])
+    assert run("auth401_status", "10.1.2.3").splitlines()[:3] == [
+        "address 10.1.2.3: can log in",
+        "  listed in NEVER_LOCK_NETWORKS: counted, never locked",
+        "  failures in the window: 0 / 50",
+    ]
+    assert run("auth401_status", "192.0.2.9").splitlines()[:2] == [
+        "address 192.0.2.9: cannot log in (address locked)",
+        "  listed in ALWAYS_LOCK_NETWORKS: always refused (address_locked)",
+    ]
+
+
+def test_unlock_records_the_actor_and_the_reason(user, admin_user, auth401_settings):
+    accounts.lock(user, reason="investigation")
+    out = run("auth401_unlock", "alice", "--reason", "cleared by support", "--by", "admin")
+    assert out == "Unlocked alice (state: active); counter cleared.\n"
+    event = AuthEvent.objects.filter(code="admin_unlock").get()
+    assert (event.actor, event.note, event.user) == (admin_user, "cleared by support", user)
+    status = AccountStatus.objects.get(user=user)
+    assert (status.state, status.reason, status.changed_by) == (
+        "active",
+        "cleared by support",
+        admin_user,
+    )
+
+
+def test_unlock_without_by_names_the_os_user(user, monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "ops-oncall")
+    accounts.lock(user)
+    run("auth401_unlock", "alice", "--reason", "ticket 7")
+    event = AuthEvent.objects.filter(code="admin_unlock").get()
+    assert (event.actor, event.note) == (None, "ticket 7 (auth401_unlock by ops-oncall)")
+
+
+def test_unlock_by_an_unknown_actor_is_refused(user):
+    with pytest.raises(CommandError, match="--by: no user 'nobody'"):
+        run("auth401_unlock", "alice", "--by", "nobody")
+
+
+def test_unlock_an_address_is_an_event(api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=1)
+    api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ghost", "guess"))
+    run("auth401_unlock", "127.0.0.1", "--reason", "office NAT")
+    event = AuthEvent.objects.filter(code="admin_unlock").get()
+    assert (event.ip, event.user, event.username) == ("127.0.0.1", None, "")
+    assert event.note.startswith("address 127.0.0.1: office NAT")
+
+
+def test_drain_command_without_redis_drains_nothing():
+    assert run("auth401_drain") == "Drained 0 events.\n"

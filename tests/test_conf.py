@@ -29,6 +29,11 @@ def test_defaults_are_the_contract():
         "COUNTER_STORE": "auto",
         "COUNTER_CACHE": "default",
         "AUDIT_BATCH_DELAY": timedelta(seconds=1),
+        "LOCKOUT_ENABLED": True,
+        "LOCKOUT_KEYS": ["username", "ip"],
+        "NEVER_LOCK_NETWORKS": [],
+        "ALWAYS_LOCK_NETWORKS": [],
+        "COUNTER_TIMEOUT": timedelta(milliseconds=250),
     }
     assert {**contract, **beyond} == DEFAULTS
 

@@ -68,10 +68,9 @@ def redis_down(settings, auth401_settings):
     auth401_settings(
         COUNTER_STORE="cache", COUNTER_CACHE="counters", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000
     )
-    from auth401._counters import FallbackCounters
-    from auth401.conf import app_settings
+    from auth401.counters import FallbackCounters, get_store
 
-    assert isinstance(app_settings.counter_store, FallbackCounters)  # Redis first, then the DB
+    assert isinstance(get_store(), FallbackCounters)  # Redis first, then the DB
 
 
 @pytest.mark.parametrize("send", [login, token_login], ids=["basic", "token-endpoint"])
@@ -83,12 +82,12 @@ def test_redis_down_lockout_falls_back_to_the_database(redis_down, user, client,
     assert_answer(answers[2], "account_locked", exact={"retry_after": 900})
 
     # The lock holds, for the right password too, with no Redis at all.
-    for response in (send(client, "alice", PASSWORD), send(client, "ALICE", "again")):
+    for response in (send(client, "alice", PASSWORD), send(client, "alice", "again")):
         assert_answer(response, "account_locked")
 
     assert warnings_from_auth401(caplog, "Redis counters failed")
     rows = {row.counter_key: row for row in FailureCounter.objects.all()}
-    user_row = rows[lockout.username_key("alice")]
+    user_row = rows[lockout.username_key("alice", user)]
     assert user_row.locked_until > 0
     assert user_row.lock_level == 1
     ip_row = rows[lockout.ip_key("127.0.0.1")]
@@ -217,3 +216,94 @@ def test_audit_refused_success_is_untouched(audit_refuses, user, client, auth401
     response = login(client, "alice", PASSWORD)
     assert response.status_code == 200, response.content
     assert response.json()["username"] == "alice"
+
+
+# -- a real Redis killed, restarted, stopped ------------------------------------------------------
+
+
+def test_redis_killed_mid_attack_the_lock_holds_and_counting_goes_on(
+    private_redis, user, client, counting_hasher, settings
+):
+    from auth401 import counters
+
+    # Before the outage: two failures of an unknown name (drained into the database after
+    # each answer), and alice's account locked.
+    for i in range(2):
+        assert_answer(login(client, "ghost", f"guess-{i}"), "credentials_invalid")
+    for i in range(3):
+        login(client, "alice", f"guess-{i}")
+    assert FailureCounter.objects.get(counter_key=lockout.username_key("ghost")).failures == 2
+    assert AccountStatus.objects.get(user=user).automatic
+
+    private_redis.kill()
+    counting_hasher.reset()
+    # The lock decided before the outage holds: the right password is refused like a wrong
+    # one, without a password check.
+    right, wrong = login(client, "alice", PASSWORD), login(client, "alice", "guess-9")
+    assert_answer(right, "account_locked")
+    assert_answer(wrong, "account_locked")
+    assert right.json()["retry_after"] == wrong.json()["retry_after"]
+    assert counting_hasher.calls == 0
+    # Counting goes on from what the database knows: the third failure locks ghost.
+    assert_answer(login(client, "ghost", "guess-3"), "account_locked")
+    assert counting_hasher.calls == 1
+    assert_answer(login(client, "ghost", "guess-4"), "account_locked")
+    assert counting_hasher.calls == 1
+
+    # Redis back (empty: no persistence here): the mirrored locks still hold.
+    private_redis.start()
+    counters.circuit.reset()
+    assert_answer(login(client, "alice", PASSWORD), "account_locked")
+    assert_answer(login(client, "ghost", "guess-5"), "account_locked")
+
+
+def test_redis_stopped_answers_fast_and_leaves_no_phantom_failure(
+    private_redis, user, client, auth401_settings
+):
+    import time as _time
+    from datetime import timedelta
+
+    from auth401 import counters
+
+    auth401_settings(COUNTER_TIMEOUT=timedelta(milliseconds=250))
+    assert login(client, "alice", PASSWORD).status_code == 200
+    private_redis.pause()
+    try:
+        started = _time.monotonic()
+        response = login(client, "alice", PASSWORD)
+        elapsed = _time.monotonic() - started
+        assert response.status_code == 200, response.content
+        assert elapsed < 2  # one COUNTER_TIMEOUT, then the database (no 5 s socket wait)
+        assert not counters.circuit.closed()  # every thread of the process skips Redis now
+        for i in range(2):
+            assert_answer(login(client, "alice", f"typo-{i}"), "credentials_invalid")
+    finally:
+        private_redis.resume()
+    _time.sleep(0.3)  # let the woken Redis run what was sent to it: too late, so nothing
+    store = counters.redis_store()
+    key = lockout.username_key("alice", user)
+    assert (store.peek(key).failures, store.peek(key).in_flight) == (0, 0)
+    counters.circuit.reset()
+    for _ in range(5):
+        assert login(client, "alice", PASSWORD).status_code == 200
+    # Redis now knows the two typos made while it was stopped (copied from the database),
+    # and nothing else: no phantom failure from the stalled call
+    assert (store.peek(key).failures, store.peek(key).in_flight) == (2, 0)
+    assert login(client, "alice", PASSWORD).status_code == 200
+
+
+def test_a_script_run_after_its_deadline_does_nothing(private_redis, user):
+    from auth401 import counters
+    from auth401.counters.redis import Late
+
+    store = counters.redis_store()
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    store.timeout_ms = -5_000  # every deadline is already past when Redis runs the script
+    with pytest.raises(Late):
+        store.begin(keys, "a" * 32, {})
+    with pytest.raises(Late):
+        store.fail(keys, "a" * 32, {"event_id": "x"}, {})
+    store.timeout_ms = 250
+    peeked = store.peek(keys[1].name)
+    assert (peeked.failures, peeked.in_flight, peeked.locked_ms) == (0, 0, 0)
+    assert private_redis.client().xlen(store.stream) == 0

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from auth401 import accounts, lockout
-from auth401.models import AccountStatus
+from auth401.models import AccountStatus, AuthEvent
 from tests.conftest import PASSWORD, basic
 
 STORES = ["auto", "database"]
@@ -89,11 +89,19 @@ def test_fifth_failure_locks_and_a_right_password_is_refused_too(
 
 
 @pytest.mark.django_db
-def test_usernames_are_normalised(user, api_client, auth401_settings):
+def test_unknown_spellings_share_one_counter_and_an_account_has_its_own(
+    user, api_client, auth401_settings
+):
     auth401_settings(FAILURE_LIMIT=3)
-    for name in ("ALICE", "Alice", "ａｌｉｃｅ"):
-        login(api_client, name, "wrong")
-    assert code(login(api_client, "alice", PASSWORD)) == "account_locked"
+    for name in ("GHOST", "Ghost", "ｇｈｏｓｔ"):
+        assert code(login(api_client, name, "wrong")) in ("credentials_invalid", "account_locked")
+    assert code(login(api_client, "ghost", "wrong")) == "account_locked"
+    # alice's counter is her account's: the unknown names' failures are not hers
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert lockout.peek("ghost").locked_ms > 0
+    assert lockout.peek("alice").locked_ms == 0
+    assert lockout.username_key("alice", user) != lockout.username_key("alice")
+    assert lockout.username_key("GHOST") == lockout.username_key("ｇｈｏｓｔ")
 
 
 @pytest.mark.django_db
@@ -214,9 +222,11 @@ def test_ip_limit_catches_password_spraying(user_factory, api_client, auth401_se
     for name in ("u1", "u2", "u3"):
         user_factory(name)
     answers = [code(login(api_client, name, "wrong")) for name in ("u1", "u2", "u3", "u1")]
-    assert answers == ["credentials_invalid", "credentials_invalid", "account_locked"] + [
-        "account_locked"
+    # the address is locked, not the accounts: address_locked, for real and unknown alike
+    assert answers == ["credentials_invalid", "credentials_invalid", "address_locked"] + [
+        "address_locked"
     ]
+    assert code(login(api_client, "nobody", "wrong")) == "address_locked"
     other_ip = login(api_client, "u1", PASSWORD, REMOTE_ADDR="10.9.9.9")
     assert other_ip.status_code == 200
     accounts_ip = lockout.peek("127.0.0.1", ip=True)
@@ -357,3 +367,143 @@ def test_counts_survive_a_views_own_rollback(user, settings, auth401_settings):
     assert lockout.peek("alice").locked_ms > 0
     row = AccountStatus.objects.get(user=user)
     assert (row.state, row.automatic) == ("locked", True)
+
+
+# -- policy: keys, lists, the switch ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_lockout_disabled_counts_and_audits_but_never_locks(user, api_client, auth401_settings):
+    auth401_settings(LOCKOUT_ENABLED=False, FAILURE_LIMIT=2, IP_FAILURE_LIMIT=2)
+    for i in range(5):
+        assert code(login(api_client, "alice", f"wrong-{i}")) == "credentials_invalid"
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    assert lockout.peek("alice").failures == 5
+    assert lockout.peek("alice").locked_ms == 0
+    assert AuthEvent.objects.filter(code="credentials_invalid").count() == 5
+
+
+@pytest.mark.django_db
+def test_username_plus_ip_locks_the_pair_only(user, api_client, auth401_settings):
+    auth401_settings(LOCKOUT_KEYS=["username+ip"], FAILURE_LIMIT=2)
+    login(api_client, "alice", "wrong")
+    assert code(login(api_client, "alice", "wrong")) == "account_locked"
+    assert code(login(api_client, "alice", PASSWORD)) == "account_locked"
+    # from another address alice is not locked, and no per-username counter exists
+    assert login(api_client, "alice", PASSWORD, REMOTE_ADDR="10.1.1.1").status_code == 200
+    assert lockout.peek("alice").failures == 0
+
+
+@pytest.mark.django_db
+def test_never_lock_networks_count_but_never_lock_the_address(
+    user_factory, api_client, auth401_settings
+):
+    auth401_settings(IP_FAILURE_LIMIT=2, NEVER_LOCK_NETWORKS=["127.0.0.0/8"])
+    user_factory("u1")
+    for name in ("x1", "x2", "x3", "x4"):
+        assert code(login(api_client, name, "wrong")) == "credentials_invalid"
+    assert login(api_client, "u1", PASSWORD).status_code == 200
+    assert lockout.peek("127.0.0.1", ip=True).locked_ms == 0
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit: the counter statements are on view
+def test_always_lock_networks_refuse_before_anything(
+    user, api_client, auth401_settings, counting_hasher
+):
+    from django.test.utils import CaptureQueriesContext
+
+    auth401_settings(ALWAYS_LOCK_NETWORKS=["203.0.113.0/24"], COUNTER_STORE="database")
+    with CaptureQueriesContext(connection) as captured:
+        right = login(api_client, "alice", PASSWORD, REMOTE_ADDR="203.0.113.9")
+    statements = [q["sql"].split()[0] for q in captured.captured_queries]
+    # only the refusal's event: no user lookup, no counter
+    control = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
+    assert [s for s in statements if s not in control] == ["INSERT"]
+    wrong = login(api_client, "nobody", "x", REMOTE_ADDR="203.0.113.9")
+    for response in (right, wrong):
+        body = response.json()
+        assert (response.status_code, body["code"]) == (403, "address_locked")
+        assert "retry_after" not in body and "Retry-After" not in response
+    assert counting_hasher.calls == 0
+
+
+@pytest.mark.django_db
+def test_an_address_lock_is_not_an_account_lock(user, api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=2)
+    for name in ("x1", "x2"):
+        login(api_client, name, "wrong")
+    response = login(api_client, "alice", PASSWORD)
+    body = response.json()
+    assert (response.status_code, body["code"], body["retry_after"]) == (
+        403,
+        "address_locked",
+        900,
+    )
+    assert body["detail"] == "Too many failed logins from your network."
+    assert "account" not in body["hint"]
+    assert response["Retry-After"] == "900"
+    # alice's account is fine: from elsewhere she logs in, and her status says so
+    assert login(api_client, "alice", PASSWORD, REMOTE_ADDR="10.2.2.2").status_code == 200
+    assert not AccountStatus.objects.filter(user=user, state="locked").exists()
+    [address] = lockout.locked_addresses()
+    assert (address.address, address.failures) == ("127.0.0.1", 2)
+    assert 899 <= address.seconds_left <= 900
+    lock_event = AuthEvent.objects.get(code="auto_lock")
+    assert (lock_event.ip, lock_event.user, lock_event.username) == ("127.0.0.1", None, "")
+    # unlocking the address: an event, and the address may log in again
+    assert accounts.unlock_address("127.0.0.1", reason="office NAT") is True
+    assert lockout.locked_addresses() == []
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    unlock_event = AuthEvent.objects.get(code="admin_unlock")
+    assert (unlock_event.ip, unlock_event.note) == ("127.0.0.1", "address 127.0.0.1: office NAT")
+    assert accounts.unlock_address("127.0.0.1") is False
+
+
+@pytest.mark.django_db
+def test_ipv6_addresses_lock_as_their_64(user, api_client, auth401_settings):
+    auth401_settings(IP_FAILURE_LIMIT=2)
+    for i, name in enumerate(("x1", "x2")):
+        login(api_client, name, "wrong", REMOTE_ADDR=f"2001:db8::{i + 1}")
+    response = login(api_client, "alice", PASSWORD, REMOTE_ADDR="2001:db8::ffff")
+    assert code(response) == "address_locked"
+    assert [a.address for a in lockout.locked_addresses()] == ["2001:db8::/64"]
+    assert accounts.unlock_address("2001:db8::/64") is True
+
+
+@pytest.mark.django_db
+def test_the_in_flight_bound_answers_login_busy_and_never_counts(user, auth401_settings):
+    from django.test import RequestFactory
+
+    from auth401 import backends, decision
+
+    auth401_settings(FAILURE_LIMIT=2)
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    for _ in range(2):
+        assert lockout.begin(keys, lockout.new_attempt(), {}).admitted
+    lockout.BUSY_WAITS, saved = (0.01,), lockout.BUSY_WAITS
+    try:
+        request = RequestFactory().get("/")
+        verdict = decision.decide(request, "alice", PASSWORD, scheme="Basic")
+    finally:
+        lockout.BUSY_WAITS = saved
+    assert verdict.failure.code == "login_busy"
+    assert verdict.failure.retry_after == 1
+    assert [step for step, _ in verdict.trace] == ["lookup", "lock check"]
+    assert lockout.peek("alice").failures == 0
+    assert backends.stashed_failure(request) is None  # decide() alone stashes nothing
+
+
+@pytest.mark.django_db
+def test_decide_dry_run_takes_no_slot_and_counts_nothing(user, auth401_settings):
+    from auth401 import decision
+
+    auth401_settings(FAILURE_LIMIT=1)
+    verdict = decision.decide(None, "alice", "wrong", scheme="Basic", dry_run=True)
+    assert verdict.failure.code == "credentials_invalid"
+    assert [step for step, _ in verdict.trace] == ["lookup", "lock check", "password check"]
+    peeked = lockout.peek("alice")
+    assert (peeked.failures, peeked.in_flight, peeked.locked_ms) == (0, 0, 0)
+    assert AuthEvent.objects.count() == 0
+    right = decision.decide(None, "alice", PASSWORD, scheme="Basic", dry_run=True)
+    assert (right.user, right.failure) == (user, None)
+    assert right.trace[-1] == ("account state", "may log in")

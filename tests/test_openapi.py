@@ -84,7 +84,7 @@ def test_error_component_has_the_contract_members(openapi, client, db):
 def test_protected_operations_document_401_and_403(openapi, client, db, url):
     schema = fetch_schema(client)
     responses = schema["paths"][url]["get"]["responses"]
-    assert set(responses) == {"200", "401", "403"}
+    assert set(responses) == {"200", "401", "403", "429"}  # 429: login_busy
     for status in ("401", "403"):
         assert responses[status]["content"] == {"application/json": {"schema": ERROR_REF}}
         for reason in REASONS:
@@ -203,10 +203,10 @@ def generate() -> dict:
 
 def test_only_operations_that_authenticate_or_check_permissions(openapi):
     paths = generate()["paths"]
-    assert set(paths["/protected/"]["get"]["responses"]) == {"200", "401", "403"}
+    assert set(paths["/protected/"]["get"]["responses"]) == {"200", "401", "403", "429"}
     assert set(paths["/open/"]["get"]["responses"]) == {"200"}
     # AllowAny still authenticates: a bad token or a suspended account is refused.
-    assert set(paths["/allow-any/"]["get"]["responses"]) == {"200", "401", "403"}
+    assert set(paths["/allow-any/"]["get"]["responses"]) == {"200", "401", "403", "429"}
 
 
 def test_an_operations_own_response_is_kept(openapi):

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from auth401.conf import app_settings
+from auth401.counters import get_store
 from auth401.models import AuthEvent
 
 BATCH_SIZE = 5000
@@ -54,7 +55,7 @@ class Command(BaseCommand):
             f"Deleted {deleted} event{'s' if deleted != 1 else ''} older than "
             f"{cutoff:%Y-%m-%d %H:%M:%S} UTC."
         )
-        counters = app_settings.counter_store.prune()
+        counters = get_store().prune()
         self.stdout.write(
             f"Deleted {counters} expired failure counter{'s' if counters != 1 else ''}."
         )

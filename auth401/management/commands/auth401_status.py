@@ -1,7 +1,9 @@
-"""``manage.py auth401_status <username>``: why can (or can't) this person log in?"""
+"""``manage.py auth401_status <username|ip>``: why can (or can't) this person, or this client
+address, log in?"""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -9,18 +11,30 @@ from django.core.management.base import BaseCommand
 
 from auth401 import accounts, lockout
 from auth401.conf import app_settings
+from auth401.models import AuthEvent
 
 TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def _network(text: str) -> Any:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
 
 
 class Command(BaseCommand):
     help = "Explain whether a user can log in: state, reason, who changed it, lock, failures."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("username")
+        parser.add_argument("username", help="a username, or an IP address (or IPv6 /64)")
 
     def handle(self, *args: Any, username: str, **options: Any) -> None:
         out = self.stdout.write
+        network = _network(username)
+        if network is not None:
+            self._address(network)
+            return
         try:
             report = accounts.status(username)
         except get_user_model().DoesNotExist:
@@ -49,6 +63,35 @@ class Command(BaseCommand):
             actor = f" by {event.actor}" if event.actor_id else ""
             out(f"    {event.created_at:{TIME}} {event.code}{actor} {event.note}".rstrip())
         if not report.last_events:
+            out("    (none)")
+
+    def _address(self, network: Any) -> None:
+        out = self.stdout.write
+        ip = str(network.network_address)
+        text = lockout.address_text(ip)
+        counter = lockout.peek(ip, ip=True)
+        denied = lockout.address_denied(ip)
+        never = any(
+            network.network_address in n
+            for n in app_settings.never_lock_networks
+            if n.version == network.version
+        )
+        locked = denied or counter.locked_ms > 0
+        out(f"address {text}: {'cannot log in (address locked)' if locked else 'can log in'}")
+        if denied:
+            out("  listed in ALWAYS_LOCK_NETWORKS: always refused (address_locked)")
+        if never:
+            out("  listed in NEVER_LOCK_NETWORKS: counted, never locked")
+        limit = app_settings.IP_FAILURE_LIMIT
+        out(f"  failures in the window: {counter.failures} / {limit}")
+        out(f"  lockout: {self._lock(counter.locked_ms / 1000)} (repeat {counter.level})")
+        out("  last events:")
+        events = list(AuthEvent.objects.filter(ip=ip).order_by("-created_at")[:10])
+        for event in events:
+            actor = f" by {event.actor}" if event.actor_id else ""
+            who = f" {event.username}" if event.username else ""
+            out(f"    {event.created_at:{TIME}} {event.code}{who}{actor} {event.note}".rstrip())
+        if not events:
             out("    (none)")
 
     @staticmethod

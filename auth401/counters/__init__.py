@@ -1,0 +1,293 @@
+"""Where failure counters, in-flight password checks, automatic locks and the durable event
+stream live: Redis (``counters.redis``) or the database (``counters.database``), behind one
+small interface.  Every operation is atomic, in one round trip for Redis and one transaction
+for the database, so concurrent attempts from many processes never race (django-axes #442).
+
+The interface (``Counters``):
+
+- ``begin(keys, attempt, refusals)``: refuse when a key is locked (and record that key's
+  refusal event in the same call), else admit only when *confirmed failures + checks in
+  flight* stay below every key's limit, and add the attempt to the in-flight set.  No
+  password is checked before it answers.
+- ``fail(keys, attempt, event, locked)``: a wrong password: remove the attempt from the
+  in-flight set, count the failure, lock every key that reached its limit (doubling per
+  repeat up to ``LOCKOUT_MAX_DURATION``) and record ``event`` (or, when it locked, the
+  locking key kind's event from ``locked``: the answer is then the lock); answers the new
+  locks.
+- ``release(keys, attempt)``: a right password (or a refused one): remove the in-flight
+  entry; confirmed failures are never given back.
+- ``append(events)``: record events that count nothing (durably).
+- ``peek(key)``, ``clear(key)``, ``prune()``.
+
+Times are integer milliseconds.  ``get_store()`` builds the store ``COUNTER_STORE`` asks for
+(cached until the settings change): with Redis, a ``FallbackCounters`` that uses the database
+while Redis does not answer (a process-wide circuit).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.core.signals import setting_changed
+
+from auth401.conf import app_settings
+
+logger = logging.getLogger("auth401")
+
+#: seconds during which a failed Redis is left alone (the circuit then half-opens)
+REDIS_RETRY_AFTER = 5.0
+#: how long an in-flight entry lives: a killed worker's slot expires by itself
+SLOT_TTL_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Key:
+    """One counter: ``name`` (opaque, e.g. ``u:<hash>`` or ``ip:203.0.113.7``), its kind
+    (``username``, ``ip``, ``username+ip``), its limit, and whether it may lock (False for
+    ``NEVER_LOCK_NETWORKS`` and with ``LOCKOUT_ENABLED = False``: counted, never bounded)."""
+
+    name: str
+    kind: str
+    limit: int
+    lockable: bool = True
+
+
+@dataclass(frozen=True)
+class Begin:
+    admitted: bool
+    #: the locked key that refused the attempt (None: admitted, or busy)
+    locked: Key | None = None
+    locked_ms: int = 0
+    #: the store that answered: ``fail``/``release`` go to the same one
+    store: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return not self.admitted and self.locked is None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A lock that ``fail`` (or ``begin``) has just decided."""
+
+    key: Key
+    ms: int
+    level: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class Peek:
+    failures: int
+    locked_ms: int
+    level: int
+    in_flight: int = 0
+
+
+class Counters(Protocol):
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin: ...
+
+    def fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> list[Lock]: ...
+
+    def release(self, keys: list[Key], attempt: str) -> None: ...
+
+    def append(self, events: list[dict]) -> None: ...
+
+    def peek(self, key: str) -> Peek: ...
+
+    def clear(self, key: str) -> None: ...
+
+    def prune(self) -> int: ...
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def policy() -> tuple[int, int, int, int]:
+    """(window, first lock, longest lock, lock memory) in ms, from the settings."""
+    window = int(app_settings.FAILURE_WINDOW.total_seconds() * 1000)
+    base = int(app_settings.LOCKOUT_DURATION.total_seconds() * 1000)
+    ceiling = int(app_settings.LOCKOUT_MAX_DURATION.total_seconds() * 1000)
+    return window, base, ceiling, ceiling
+
+
+def lock_duration(level: int, base: int, ceiling: int) -> int:
+    return int(min(base * 2 ** (level - 1), ceiling))
+
+
+class Circuit:
+    """Process-wide (all threads): opens at once on a Redis failure and half-opens after
+    ``REDIS_RETRY_AFTER`` seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open_until = 0.0
+        #: set when the circuit opens: Redis may have lost (or missed) locks and counts that
+        #: the database holds; they are copied back before Redis is used again
+        self.reseed_due = False
+
+    def closed(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def trip(self, exc: BaseException) -> None:
+        with self._lock:
+            already = not self.closed()
+            self.open_until = time.monotonic() + REDIS_RETRY_AFTER
+            self.reseed_due = True
+        if not already:
+            logger.warning(
+                "auth401: Redis counters failed (%s: %s); using the database for %.0f s",
+                type(exc).__name__,
+                exc,
+                REDIS_RETRY_AFTER,
+            )
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+circuit = Circuit()
+
+
+class FallbackCounters:
+    """Redis first; the database while Redis fails.  A call whose Redis answer came too late
+    was a no-op in Redis (its deadline passed), so the database's count is the only one."""
+
+    def __init__(self, primary: Any, fallback: Any) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    def _reseed(self) -> None:
+        """Copy the database's locks and counts to Redis after an outage (a restarted Redis
+        has lost its own; the database's were decided meanwhile)."""
+        circuit.reseed_due = False
+        self.primary.reseed(self.fallback.live_rows())
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if circuit.closed():
+            try:
+                if circuit.reseed_due:
+                    self._reseed()
+                return getattr(self.primary, name)(*args)
+            except Exception as exc:  # redis-py raises many types; none may reach the user
+                circuit.trip(exc)
+        return getattr(self.fallback, name)(*args)
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        return self._call("begin", keys, attempt, refusals)
+
+    def fail(
+        self,
+        keys: list[Key],
+        attempt: str,
+        event: dict,
+        locked: dict[str, dict],
+        store: Any = None,
+    ) -> list[Lock]:
+        if store is self.fallback:
+            return self.fallback.fail(keys, attempt, event, locked)
+        if circuit.closed():
+            try:
+                if circuit.reseed_due:
+                    self._reseed()
+                return self.primary.fail(keys, attempt, event, locked)
+            except Exception as exc:
+                circuit.trip(exc)
+        # Admitted by Redis, counted here: no place in flight to give back in this table.
+        return self.fallback.fail(keys, attempt, event, locked, False)
+
+    def release(self, keys: list[Key], attempt: str, store: Any = None) -> None:
+        if store is self.fallback:
+            return self.fallback.release(keys, attempt)
+        if circuit.closed():
+            try:
+                return self.primary.release(keys, attempt)
+            except Exception as exc:
+                circuit.trip(exc)  # the slot expires by itself
+        return None
+
+    def append(self, events: list[dict]) -> None:
+        return self._call("append", events)
+
+    def peek(self, key: str) -> Peek:
+        return self._call("peek", key)
+
+    def clear(self, key: str) -> None:
+        # Both: the lock may be mirrored in the database.
+        self.fallback.clear(key)
+        if circuit.closed():
+            try:
+                self.primary.clear(key)
+            except Exception as exc:
+                circuit.trip(exc)
+                raise
+
+    def prune(self) -> int:
+        return self.fallback.prune()
+
+
+def is_redis(cache: Any) -> bool:
+    """Whether a Django cache is Django's own Redis cache (``django.core.cache.backends.redis``)."""
+    from django.core.cache.backends.redis import RedisCache
+
+    return isinstance(cache, RedisCache)
+
+
+_store: Any = None
+_store_lock = threading.Lock()
+
+
+def get_store() -> Any:
+    """The store ``COUNTER_STORE`` asks for ("auto": Redis when ``COUNTER_CACHE`` is Redis)."""
+    global _store
+    store = _store
+    if store is None:
+        with _store_lock:
+            if _store is None:
+                _store = _build()
+            store = _store
+    return store
+
+
+def _build() -> Any:
+    from django.core.cache import caches
+
+    from .database import DatabaseCounters
+
+    database = DatabaseCounters()
+    if app_settings.COUNTER_STORE == "database":
+        return database
+    cache = caches[app_settings.COUNTER_CACHE]
+    if is_redis(cache):
+        from .redis import RedisCounters
+
+        return FallbackCounters(RedisCounters(cache), database)
+    return database  # "cache" with a per-process cache is refused by check auth401.W006
+
+
+def database_store() -> Any:
+    store = get_store()
+    return store.fallback if isinstance(store, FallbackCounters) else store
+
+
+def redis_store() -> Any:
+    store = get_store()
+    return store.primary if isinstance(store, FallbackCounters) else None
+
+
+def reset(**kwargs: Any) -> None:
+    global _store
+    if kwargs.get("setting") not in (None, "AUTH401", "CACHES"):
+        return
+    with _store_lock:
+        _store = None
+
+
+setting_changed.connect(reset, dispatch_uid="auth401_counter_store")

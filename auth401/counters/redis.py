@@ -1,0 +1,337 @@
+"""Counters, locks, in-flight checks and the event stream in Redis: each operation is one Lua
+script, so one round trip and atomic.
+
+Every script takes a *deadline* (Redis time, ms) and does nothing when Redis runs it later
+(``TIME`` inside the script): a request that gave up waiting (``COUNTER_TIMEOUT``) and used
+the database is then never counted a second time when a stalled Redis wakes up.
+
+Keys per counter (under the cache's key prefix): ``:n`` confirmed failures (expires with the
+window), ``:lock`` the lock (its value the level, expires with the lock), ``:level`` the lock
+level (remembered for ``LOCKOUT_MAX_DURATION`` after a lock), ``:f`` the attempts in flight
+(a sorted set scored by expiry).  Events go to one stream, trimmed at about
+``STREAM_MAXLEN`` entries; each carries a sequence number so the drain can count entries
+trimmed unread.
+
+Use a dedicated, persistent (AOF), non-evicting Redis for these keys: see docs/lockout.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+
+from auth401.conf import app_settings
+
+from . import SLOT_TTL_MS, Begin, Key, Lock, Peek, now_ms, policy
+
+logger = logging.getLogger("auth401")
+
+#: about how many events the stream keeps when nobody drains it
+STREAM_MAXLEN = 100_000
+
+_CLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then return {now, -1} end
+"""
+
+_XADD = """
+local function xadd(payload)
+  local seq = redis.call('INCR', KEYS[#KEYS])
+  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', payload)
+end
+"""
+
+# KEYS: per key (n, lock, f); stream; seq.  ARGV: deadline, maxlen, attempt, slot ttl,
+# then per key (limit, lockable, refusal event).
+_BEGIN = (
+    _CLOCK
+    + _XADD
+    + """
+local nk = (#KEYS - 2) / 3
+for i = 0, nk - 1 do
+  if ARGV[5 + i * 3 + 1] == '1' then
+    local ttl = redis.call('PTTL', KEYS[i * 3 + 2])
+    if ttl > 0 then
+      xadd(ARGV[5 + i * 3 + 2])
+      return {now, 0, i + 1, ttl}
+    end
+  end
+end
+for i = 0, nk - 1 do
+  if ARGV[5 + i * 3 + 1] == '1' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i * 3 + 3], '-inf', now)
+    local failures = tonumber(redis.call('GET', KEYS[i * 3 + 1]) or '0')
+    local flying = redis.call('ZCARD', KEYS[i * 3 + 3])
+    if failures + flying >= tonumber(ARGV[5 + i * 3]) then return {now, 0, 0, 0} end
+  end
+end
+local ttl = tonumber(ARGV[4])
+for i = 0, nk - 1 do
+  if ARGV[5 + i * 3 + 1] == '1' then
+    redis.call('ZADD', KEYS[i * 3 + 3], now + ttl, ARGV[3])
+    redis.call('PEXPIRE', KEYS[i * 3 + 3], ttl)
+  end
+end
+return {now, 1, 0, 0}
+"""
+)
+
+# KEYS: per key (n, lock, level, f); stream; seq.  ARGV: deadline, maxlen, attempt, window,
+# base, ceiling, memory, event, then per key (limit, lockable, the event when it locks).
+_FAIL = (
+    _CLOCK
+    + _XADD
+    + """
+local nk = (#KEYS - 2) / 4
+local out = {now, 1}
+local payload = ARGV[8]
+for i = 0, nk - 1 do
+  local k = i * 4
+  redis.call('ZREM', KEYS[k + 4], ARGV[3])
+  local n = redis.call('INCR', KEYS[k + 1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[k + 1], ARGV[4]) end
+  if ARGV[9 + i * 3 + 1] == '1' and n >= tonumber(ARGV[9 + i * 3])
+      and redis.call('PTTL', KEYS[k + 2]) <= 0 then
+    local level = redis.call('INCR', KEYS[k + 3])
+    local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
+    redis.call('SET', KEYS[k + 2], level, 'PX', d)
+    redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
+    redis.call('DEL', KEYS[k + 1])
+    if #out == 2 then payload = ARGV[9 + i * 3 + 2] end
+    table.insert(out, i + 1)
+    table.insert(out, d)
+    table.insert(out, level)
+    table.insert(out, n)
+  end
+end
+xadd(payload)
+return out
+"""
+)
+
+# KEYS: f per key.  ARGV: deadline, attempt.
+_RELEASE = (
+    _CLOCK
+    + """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+return {now, 1}
+"""
+)
+
+# KEYS: stream; seq.  ARGV: deadline, maxlen, events...
+_APPEND = (
+    _CLOCK
+    + _XADD
+    + """
+for i = 3, #ARGV do xadd(ARGV[i]) end
+return {now, 1}
+"""
+)
+
+# KEYS: stream, delivered, dropped.  ARGV: group, consumer, count.
+# Reads new entries for the group and counts the ones trimmed before anyone read them (a gap
+# in the sequence numbers), atomically with the read so that two drains cannot miscount.
+_READ = """
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                     'STREAMS', KEYS[1], '>')
+if not r then return {0, {}} end
+local entries = r[1][2]
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local dropped = 0
+for _, e in ipairs(entries) do
+  local f = e[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'seq' then
+      local seq = tonumber(f[j + 1])
+      if seq > prev + 1 then dropped = dropped + seq - prev - 1 end
+      if seq > prev then prev = seq end
+    end
+  end
+end
+redis.call('SET', KEYS[2], prev)
+if dropped > 0 then redis.call('INCRBY', KEYS[3], dropped) end
+return {dropped, entries}
+"""
+
+
+class Late(Exception):
+    """Redis ran the script after its deadline: it did nothing."""
+
+
+def _location(alias: str) -> tuple[str, dict[str, Any]]:
+    """The cache's first (primary) server URL, and its connection options (credentials, TLS,
+    db) without the ones this client sets itself."""
+    config = settings.CACHES[alias]
+    location = config["LOCATION"]
+    if isinstance(location, list | tuple):
+        location = location[0]
+    skip = {"pool_class", "parser_class", "serializer", "socket_timeout", "socket_connect_timeout"}
+    options = {k: v for k, v in (config.get("OPTIONS") or {}).items() if k not in skip}
+    return str(location).split(",")[0].strip(), options
+
+
+class RedisCounters:
+    """Counters in the Redis of the Django cache ``COUNTER_CACHE`` (its key prefix too), on
+    this store's own client whose connect and read timeouts are ``COUNTER_TIMEOUT``."""
+
+    def __init__(self, cache: Any, alias: str | None = None) -> None:
+        import redis
+
+        self.cache = cache
+        alias = alias or app_settings.COUNTER_CACHE
+        timeout = app_settings.COUNTER_TIMEOUT.total_seconds()
+        self.timeout_ms = int(timeout * 1000)
+        url, options = _location(alias)
+        self.client = redis.Redis.from_url(
+            url,
+            **options,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+        )
+        self._scripts = {
+            name: self.client.register_script(source)
+            for name, source in (
+                ("begin", _BEGIN),
+                ("fail", _FAIL),
+                ("release", _RELEASE),
+                ("append", _APPEND),
+                ("read", _READ),
+            )
+        }
+        self.offset_ms = 0  # Redis clock minus ours, learnt from each answer
+        self._warned = False
+        self._lock = threading.Lock()
+        self.stream = self._key("auth401:events")
+        self.seq = self._key("auth401:events:seq")
+        self.delivered = self._key("auth401:events:delivered")
+        self.dropped = self._key("auth401:events:dropped")
+
+    def _key(self, name: str) -> str:
+        return self.cache.make_and_validate_key(name)
+
+    def names(self, key: str) -> tuple[str, str, str, str]:
+        base = self._key(f"auth401:{key}")
+        return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f"
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
+        for _ in range(2):
+            sent = now_ms()
+            deadline = sent + self.offset_ms + self.timeout_ms
+            out = self._scripts[name](keys=keys, args=[deadline, *args], client=self.client)
+            self._clock(int(out[0]), sent)
+            if int(out[1]) != -1:
+                return out
+            # Run after its deadline: it did nothing.  An answer that came back in time
+            # means the clocks disagreed (the offset is learnt now): once more.
+        raise Late(name)
+
+    def _clock(self, redis_now: int, sent: int) -> None:
+        offset = redis_now - (sent + now_ms()) // 2
+        self.offset_ms = offset
+        if abs(offset) > 1000 and not self._warned:
+            self._warned = True
+            logger.warning(
+                "auth401: the Redis clock and this server's differ by %.1f s; counter "
+                "deadlines use Redis time",
+                offset / 1000,
+            )
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        names: list[str] = []
+        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS]
+        for key in keys:
+            n, lock, _level, flight = self.names(key.name)
+            names += [n, lock, flight]
+            args += [key.limit, int(key.lockable), json.dumps(refusals.get(key.kind, {}))]
+        out = self._run("begin", [*names, self.stream, self.seq], args)
+        if int(out[1]) == 1:
+            return Begin(True, store=self)
+        index = int(out[2])
+        if index:
+            return Begin(False, keys[index - 1], int(out[3]), store=self)
+        return Begin(False, store=self)
+
+    def fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> list[Lock]:
+        window, base, ceiling, memory = policy()
+        names: list[str] = []
+        per_key: list[Any] = []
+        for key in keys:
+            names += list(self.names(key.name))
+            per_key += [key.limit, int(key.lockable), json.dumps(locked.get(key.kind, event))]
+        args = [STREAM_MAXLEN, attempt, window, base, ceiling, memory, json.dumps(event)]
+        out = self._run("fail", [*names, self.stream, self.seq], args + per_key)
+        return [
+            Lock(keys[int(out[i]) - 1], int(out[i + 1]), int(out[i + 2]), int(out[i + 3]))
+            for i in range(2, len(out), 4)
+        ]
+
+    def release(self, keys: list[Key], attempt: str) -> None:
+        self._run("release", [self.names(k.name)[3] for k in keys], [attempt])
+
+    def append(self, events: list[dict]) -> None:
+        if events:
+            payload = [json.dumps(e) for e in events]
+            self._run("append", [self.stream, self.seq], [STREAM_MAXLEN, *payload])
+
+    def peek(self, key: str) -> Peek:
+        n, lock, level, flight = self.names(key)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(n)
+        pipe.pttl(lock)
+        pipe.get(level)
+        pipe.zcount(flight, now_ms() + self.offset_ms, "+inf")
+        failures, ttl, lock_level, flying = pipe.execute()
+        return Peek(int(failures or 0), max(0, int(ttl)), int(lock_level or 0), int(flying))
+
+    def clear(self, key: str) -> None:
+        self.client.delete(*self.names(key))
+
+    def reseed(self, rows: list[Any]) -> None:
+        """Write the database's locks and counts where Redis has none (``NX``): after an
+        outage, a lock decided before it (mirrored) or during it holds in Redis too."""
+        if not rows:
+            return
+        now = now_ms()
+        memory = policy()[3]
+        pipe = self.client.pipeline(transaction=False)
+        for row in rows:
+            n, lock, level, _ = self.names(row.counter_key)
+            if row.locked_until > now:
+                ttl = row.locked_until - now
+                pipe.set(lock, row.lock_level or 1, px=ttl, nx=True)
+                pipe.set(level, row.lock_level or 1, px=ttl + memory, nx=True)
+            elif row.window_ends > now and row.failures:
+                pipe.set(n, row.failures, px=row.window_ends - now, nx=True)
+        pipe.execute()
+
+    def prune(self) -> int:
+        return 0  # Redis expires its own keys
+
+    # The stream, for auth401.drain.
+    def ensure_group(self, group: str) -> None:
+        import redis
+
+        try:
+            self.client.xgroup_create(self.stream, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, group: str, consumer: str, count: int) -> tuple[int, list[Any]]:
+        dropped, entries = self._scripts["read"](
+            keys=[self.stream, self.delivered, self.dropped],
+            args=[group, consumer, count],
+            client=self.client,
+        )
+        return int(dropped), list(entries or [])
+
+    def waiting(self) -> int:
+        return int(self.client.xlen(self.stream))

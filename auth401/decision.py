@@ -1,0 +1,219 @@
+"""One decision for a username + password login: ``decide()``.
+
+    credentials + account + counters  ->  verdict (a user, or a failure) + trace
+
+``Auth401Backend`` calls it for every ``authenticate()``; ``auth401_explain`` can call it
+without a request and with ``dry_run=True`` (no place in flight taken, nothing counted or
+recorded; locks are read with ``peek``).
+
+The steps, for real and unknown usernames alike (same queries, same hasher calls, same
+counter calls, so neither answer nor timing tells whether a username exists):
+
+1. ``lookup``: the user and its ``AccountStatus`` in one query (plain ORM,
+   ``select_related``); a denied network (``ALWAYS_LOCK_NETWORKS``) is refused first.
+2. ``lock check``: one counter call (``lockout.begin``): a locked key refuses (its event is
+   recorded in the same call), a full in-flight bound answers ``login_busy``.
+3. ``password check``: the hasher runs, also for unknown usernames.
+4. wrong: one counter call counts it, records its event and locks what reached its limit;
+   right: one call gives the place back, then ``account state`` (``accounts.failure_for``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import BaseUserManager
+from django.utils import timezone
+
+from . import accounts, counters, events, lockout, state
+from .accounts import cached_status, failure_for
+from .client_ip import client_ip
+from .counters import Lock
+from .exceptions import Auth401Error
+
+STATUS_RELATION = "auth401_status"
+
+
+@dataclass
+class Verdict:
+    user: Any = None
+    #: the account the username named (also when the verdict is a failure)
+    account: Any = None
+    failure: Auth401Error | None = None
+    trace: list[tuple[str, str]] = field(default_factory=list)
+    #: True when the failure's event is already recorded (by a counter call)
+    recorded: bool = False
+
+    def step(self, name: str, outcome: str) -> None:
+        self.trace.append((name, outcome))
+
+
+def lookup(username: Any) -> tuple[Any, bool]:
+    """(the user or None, whether its AccountStatus was joined)."""
+    model = get_user_model()
+    manager = model._default_manager
+    if "\x00" in str(username):
+        return None, False  # no stored username has one; PostgreSQL would refuse it
+    try:
+        if type(manager).get_by_natural_key is BaseUserManager.get_by_natural_key:
+            query = manager.select_related(STATUS_RELATION)
+            return query.get(**{model.USERNAME_FIELD: username}), True
+        return manager.get_by_natural_key(username), False
+    except (model.DoesNotExist, model.MultipleObjectsReturned, ValueError, TypeError):
+        return None, False
+
+
+def _auto_locked(user: Any, joined: bool) -> float | None:
+    """Seconds left of an automatic lock on the joined AccountStatus (None: none)."""
+    if user is None or not joined:
+        return None
+    row = cached_status(user)
+    if row is None or not row.automatic or row.effective_state() != row.State.LOCKED:
+        return None
+    return (row.locked_until - timezone.now()).total_seconds() if row.locked_until else None
+
+
+def decide(
+    request: Any, username: Any, password: Any, *, scheme: str | None, dry_run: bool = False
+) -> Verdict:
+    verdict = Verdict()
+    ip = client_ip(request) if request is not None else None
+    if lockout.address_denied(ip):
+        verdict.step("lookup", "skipped: the address is in ALWAYS_LOCK_NETWORKS")
+        verdict.failure = Auth401Error("address_locked", scheme=scheme)
+        if not dry_run:
+            events.store_now([events.for_failure(request, verdict.failure, username=username)])
+            verdict.recorded = True
+        return verdict
+    user, joined = lookup(username)
+    verdict.step("lookup", "found" if user is not None else "no such user")
+    verdict.account = user
+    user_id = getattr(user, "pk", None)
+    keys = lockout.keys_for(str(username), user, ip)
+    if dry_run:
+        return _dry_run(verdict, user, password, keys, scheme)
+
+    attempt = lockout.new_attempt()
+    # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
+    # wrong password, the lock it causes) is this event with its code; they share its id.
+    wrong = events.build(
+        request, "credentials_invalid", 401, scheme=scheme, username=username, user_id=user_id
+    )
+    refusals = {kind: events.retag(wrong, code) for kind, code in lockout.REFUSAL_CODES.items()}
+    answer = lockout.begin(keys, attempt, refusals)
+    if answer.locked is not None:
+        code = lockout.REFUSAL_CODES[answer.locked.kind]
+        verdict.step("lock check", f"refused: {answer.locked.kind} locked")
+        verdict.failure = Auth401Error(code, scheme=scheme, retry_after=answer.locked_ms / 1000)
+        verdict.recorded = True
+        events.announce(request, verdict.failure, refusals[answer.locked.kind])
+        return verdict
+    if answer.busy:
+        verdict.step("lock check", "busy: the in-flight bound is full")
+        verdict.failure = Auth401Error(
+            "login_busy", scheme=scheme, retry_after=lockout.BUSY_RETRY_AFTER
+        )
+        return verdict
+    verdict.step("lock check", "admitted")
+    left = _auto_locked(user, joined)
+    if left is not None and left > 0:
+        # A lock mirrored on the account but unknown to the counters (they were reset):
+        # refused before any password check, like the counters' own locks.
+        lockout.released(answer, keys, attempt)
+        verdict.step("lock check", "refused: automatic lock on the account")
+        verdict.failure = Auth401Error("account_locked", scheme=scheme, retry_after=left)
+        return verdict
+
+    if user is None:
+        # Run the hasher once, as for a real user, so timing does not tell (Django #20760).
+        get_user_model()().set_password(password)
+        right = False
+    else:
+        right = user.check_password(password)
+    verdict.step("password check", "right" if right else "wrong")
+    if not right:
+        failure = Auth401Error("credentials_invalid", scheme=scheme)
+        event = wrong
+        # The attempt that locks answers the lock (its event says so): the refusals' events
+        # with this attempt's identity.
+        locks = lockout.failed(answer, keys, attempt, event, refusals)
+        if locks:
+            kind = locks[0].key.kind
+            code = lockout.REFUSAL_CODES[kind]
+            failure = Auth401Error(code, scheme=scheme, retry_after=locks[0].ms / 1000)
+            event = refusals[kind]
+        events.announce(request, failure, event)
+        verdict.recorded = True
+        verdict.failure = failure
+        mirror(request, locks, username=str(username), user=user, ip=ip)
+        return verdict
+    lockout.released(answer, keys, attempt)
+    failure = failure_for(user, scheme=scheme, password_login=True)
+    verdict.step("account state", failure.code if failure is not None else "may log in")
+    verdict.user = user if failure is None else None
+    verdict.failure = failure
+    return verdict
+
+
+def mirror(request: Any, locks: list[Lock], *, username: str, user: Any, ip: str | None) -> None:
+    """After the answer: write the new locks where the database store and the admin see
+    them, with an ``auto_lock`` event each (for a real account, its ``AccountStatus``)."""
+    if not locks:
+        return
+
+    def write() -> None:
+        now = counters.now_ms()
+        for lock in locks:
+            counters.database_store().mirror_lock(lock.key.name, now + lock.ms, lock.level)
+            note = f"Locked automatically after {lock.failures} failed logins"
+            if lock.key.kind == "username" and user is not None:
+                accounts.auto_lock(user, seconds=lock.ms / 1000, failures=lock.failures)
+                continue
+            if lock.key.kind == "ip":
+                event = events.build(None, "auto_lock", None, ip=ip, note=note + " (address)")
+            else:
+                event = events.build(None, "auto_lock", None, username=username, ip=ip, note=note)
+            events.write([event])
+
+    if request is None:
+        write()  # authenticate() without a request: nothing to wait for
+    else:
+        state.of(request).after_response(write)
+
+
+def _dry_run(verdict: Verdict, user: Any, password: Any, keys: list, scheme: str | None) -> Verdict:
+    from .counters import get_store
+
+    store = get_store()
+    for key in keys:
+        peeked = store.peek(key.name)
+        if key.lockable and peeked.locked_ms > 0:
+            verdict.step("lock check", f"refused: {key.kind} locked")
+            code = lockout.REFUSAL_CODES[key.kind]
+            verdict.failure = Auth401Error(code, scheme=scheme, retry_after=peeked.locked_ms / 1000)
+            return verdict
+    verdict.step("lock check", "not locked (dry run: nothing taken or counted)")
+    if user is None:
+        get_user_model()().set_password(password)
+        right = False
+    else:
+        right = user.check_password(password)
+    verdict.step("password check", "right" if right else "wrong")
+    if not right:
+        verdict.failure = Auth401Error("credentials_invalid", scheme=scheme)
+        return verdict
+    failure = failure_for(user, scheme=scheme, password_login=True)
+    verdict.step("account state", failure.code if failure is not None else "may log in")
+    verdict.user = user if failure is None else None
+    verdict.failure = failure
+    return verdict
+
+
+def scheme_of(request: Any, default: str) -> str:
+    """The scheme a password login came through (set on the request state by the
+    authentication class), else ``default``."""
+    if request is None:
+        return default
+    return state.of(request).scheme or default

@@ -1,0 +1,148 @@
+"""The counter stores behind ``auth401.counters``: the in-flight bound, what a right password
+gives back, Redis' clock and eviction policy, and the new settings' validation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from auth401 import counters, lockout
+from auth401.checks import check_counter_redis
+from auth401.conf import validate
+
+STORES = ["auto", "database"]
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db
+def test_the_in_flight_bound_and_what_an_outcome_gives_back(store, user, auth401_settings):
+    auth401_settings(COUNTER_STORE=store, FAILURE_LIMIT=3)
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    get = counters.get_store()
+    attempts = [lockout.new_attempt() for _ in range(4)]
+    answers = [get.begin(keys, a, {}) for a in attempts]
+    assert [a.admitted for a in answers] == [True, True, True, False]
+    assert answers[3].busy
+    name = keys[1].name
+    assert get.peek(name).in_flight == 3
+    get.release(keys, attempts[0])  # a right password: its place back, nothing counted
+    assert (get.peek(name).in_flight, get.peek(name).failures) == (2, 0)
+    locks = get.fail(keys, attempts[1], {"event_id": None}, {})  # a wrong one: counted
+    assert locks == []
+    assert (get.peek(name).in_flight, get.peek(name).failures) == (1, 1)
+    # failures + in flight = 2 < 3: one more is admitted, then the bound is full again
+    assert get.begin(keys, lockout.new_attempt(), {}).admitted
+    assert get.begin(keys, lockout.new_attempt(), {}).busy
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db
+def test_the_attempt_that_reaches_the_limit_locks_and_doubling(store, user, auth401_settings):
+    auth401_settings(
+        COUNTER_STORE=store,
+        FAILURE_LIMIT=1,
+        LOCKOUT_DURATION=timedelta(minutes=10),
+        LOCKOUT_MAX_DURATION=timedelta(minutes=15),
+    )
+    keys = [k for k in lockout.keys_for("alice", user, "127.0.0.1") if k.kind == "username"]
+    get = counters.get_store()
+    attempt = lockout.new_attempt()
+    assert get.begin(keys, attempt, {}).admitted
+    [lock] = get.fail(keys, attempt, {"event_id": None}, {})
+    assert (lock.key, lock.ms, lock.level, lock.failures) == (keys[0], 600_000, 1, 1)
+    refused = get.begin(keys, lockout.new_attempt(), {})
+    assert (refused.admitted, refused.locked, refused.locked_ms > 599_000) == (False, keys[0], True)
+
+
+@pytest.fixture
+def redis_store(private_redis):
+    return counters.redis_store()
+
+
+@pytest.mark.django_db
+def test_an_evicting_counter_redis_is_a_warning(private_redis, redis_store):
+    private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
+    [warning] = check_counter_redis()
+    assert warning.id == "auth401.W010"
+    assert "maxmemory-policy=allkeys-lru" in warning.msg
+    private_redis.client().config_set("maxmemory-policy", "noeviction")
+    assert check_counter_redis() == []
+    private_redis.kill()
+    assert check_counter_redis() == []  # no connection: never a failed check
+
+
+def test_no_redis_no_warning(auth401_settings):
+    auth401_settings(COUNTER_STORE="database")
+    assert check_counter_redis() == []
+
+
+@pytest.mark.django_db
+def test_a_clock_difference_is_logged_once_and_deadlines_follow_redis(
+    redis_store, user, caplog, monkeypatch
+):
+    caplog.set_level(logging.WARNING, logger="auth401")
+    real = counters.redis.now_ms
+    monkeypatch.setattr(counters.redis, "now_ms", lambda: real() - 30_000)  # we run 30 s late
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    for _ in range(3):
+        attempt = lockout.new_attempt()
+        assert redis_store.begin(keys, attempt, {}).admitted  # not "late": Redis time is used
+        redis_store.release(keys, attempt)
+    warnings = [r for r in caplog.records if "clock" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "differ by 30" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("LOCKOUT_ENABLED", "yes"),
+        ("LOCKOUT_KEYS", []),
+        ("LOCKOUT_KEYS", ["user"]),
+        ("LOCKOUT_KEYS", ["ip", "ip"]),
+        ("NEVER_LOCK_NETWORKS", ["not-a-network"]),
+        ("ALWAYS_LOCK_NETWORKS", "10.0.0.0/8"),
+        ("COUNTER_TIMEOUT", 0.25),
+        ("COUNTER_TIMEOUT", timedelta(0)),
+        ("COUNTER_TIMEOUT", timedelta(seconds=30)),
+    ],
+)
+def test_bad_values_of_the_new_settings_are_named(key, value):
+    [problem] = validate({key: value})
+    assert problem.key == key
+    assert problem.message.startswith(f"AUTH401[{key!r}] must be ")
+
+
+def test_good_values_of_the_new_settings():
+    assert (
+        validate(
+            {
+                "LOCKOUT_ENABLED": False,
+                "LOCKOUT_KEYS": ["username+ip", "ip"],
+                "NEVER_LOCK_NETWORKS": ["10.0.0.0/8", "2001:db8::/32"],
+                "ALWAYS_LOCK_NETWORKS": ["192.0.2.1"],
+                "COUNTER_TIMEOUT": timedelta(milliseconds=100),
+            }
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db
+def test_no_keys_admits_and_still_records(store, auth401_settings):
+    """``LOCKOUT_KEYS = ["ip"]`` and no client address (``authenticate()`` without a request)."""
+    from auth401 import drain, events
+    from auth401.models import AuthEvent
+
+    auth401_settings(COUNTER_STORE=store)
+    get = counters.get_store()
+    assert get.begin([], "b" * 32, {}).admitted
+    event = events.build(None, "credentials_invalid", 401, username="nobody")
+    assert get.fail([], "b" * 32, event, {}) == []
+    drain.drain()
+    assert list(AuthEvent.objects.values_list("code", "username")) == [
+        ("credentials_invalid", "nobody")
+    ]

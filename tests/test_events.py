@@ -1,0 +1,118 @@
+"""Events: what goes where.  Identity-less failures join the per-process batch (written after
+a response once ``AUDIT_BATCH_DELAY`` has passed, and at exit or SIGTERM); failures that name
+an identity are recorded before the answer; no event holds a secret."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from auth401 import events, state
+from auth401.models import AuthEvent
+from tests.conftest import PASSWORD, basic
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_identity_less_failures_wait_for_the_batch_delay(client, auth401_settings):
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(seconds=30))
+    client.get("/api/me/")
+    client.get("/api/me/", HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert AuthEvent.objects.count() == 0
+    assert events.batch.pending() == 2
+    events.batch._since -= 31  # the oldest has waited the delay: the next response writes all
+    client.get("/api/me/", HTTP_AUTHORIZATION="Digest x")
+    assert sorted(AuthEvent.objects.values_list("code", flat=True)) == [
+        "credentials_missing",
+        "scheme_unsupported",
+        "token_invalid",
+    ]
+    assert events.batch.pending() == 0
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production
+def test_failures_naming_an_identity_are_recorded_before_the_answer(
+    user, client, auth401_settings, monkeypatch
+):
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(seconds=30), COUNTER_STORE="database")
+    seen = []
+    real_run = state.run
+    monkeypatch.setattr(
+        state, "run", lambda work: (seen.append(AuthEvent.objects.count()), real_run(work))
+    )
+    client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", "wrong"))
+    client.get("/api/staff/", HTTP_AUTHORIZATION=basic("alice", PASSWORD))
+    assert seen == [1, 2]  # each row was there before the after-response work began
+    assert events.batch.pending() == 0
+
+
+@pytest.mark.django_db
+def test_the_batch_is_bounded(monkeypatch, caplog):
+    monkeypatch.setattr(events.Batch, "LIMIT", 10)
+    for i in range(25):
+        events.batch.add(events.build(None, "token_invalid", 401, note=f"n{i}"))
+    assert events.batch.pending() <= 10
+    assert any("audit events dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_an_event_holds_no_secret(rf):
+    request = rf.get("/api/me/", HTTP_AUTHORIZATION="Bearer abc.def.ghi", HTTP_USER_AGENT="x\r\ny")
+    event = events.build(request, "token_invalid", 401, username="al\nice")
+    assert "abc.def.ghi" not in str(event)
+    assert event["token_fingerprint"] == events.fingerprint("abc.def.ghi")
+    assert (event["username"], event["user_agent"]) == ("al?ice", "x??y")
+    assert event["username_normalised"] == "al?ice"
+    assert len(event["event_id"]) == 32
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_flushes_the_batch(private_redis):
+    """A server process whose batch waits (a long AUDIT_BATCH_DELAY) writes it on SIGTERM."""
+    port = private_redis.port + 2
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+        "AUTH401_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "AUTH401_TEST_COUNTERS": private_redis.url,
+        "AUTH401_TEST_COUNTERS_PREFIX": "sigterm",
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/me/"
+        request_id = None
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+            except urllib.error.HTTPError as answer:
+                request_id = answer.headers["X-Request-ID"]
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert request_id is not None
+        assert not AuthEvent.objects.filter(request_id=request_id).exists()  # waiting
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    row = AuthEvent.objects.get(request_id=request_id)
+    assert (row.code, row.status_code, row.user_id) == ("credentials_missing", 401, None)
