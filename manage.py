@@ -7,11 +7,12 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
-    if sys.argv[1:2] == ["auth401_demo"] and not os.environ.get("DATABASE_URL"):
-        # The demo on the example project's own SQLite file is for a developer's machine:
-        # DEBUG on, unless DJANGO_DEBUG says otherwise.  Against a DATABASE_URL (which may be
-        # a real one) the demo's guard stays: DJANGO_DEBUG=1 or --yes.  Everything else
-        # (runserver, migrate, check --deploy) runs with DEBUG off by default.
+    local = os.environ.get("DATABASE_URL", "sqlite:").startswith("sqlite:")
+    if sys.argv[1:2] == ["auth401_demo"] and local:
+        # The demo on a local SQLite file is for a developer's machine: DEBUG on, unless
+        # DJANGO_DEBUG says otherwise.  Against a database server (which may be a real one)
+        # the demo's guard stays: DJANGO_DEBUG=1 or --yes.  Everything else (runserver,
+        # migrate, check --deploy) runs with DEBUG off by default.
         os.environ.setdefault("DJANGO_DEBUG", "1")
     try:
         from django.core.management import execute_from_command_line

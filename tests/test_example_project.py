@@ -491,16 +491,16 @@ def test_tests_settings_run_the_example_projects_wiring(settings):
 
 
 def test_demo_against_a_database_url_keeps_its_guard(tmp_path):
-    """``manage.py auth401_demo`` turns DEBUG on only for the example project's own SQLite
-    file; pointed at a DATABASE_URL (which may be a real database) it still refuses to create
-    the demo superuser unless DJANGO_DEBUG=1 or --yes says so."""
+    """``manage.py auth401_demo`` turns DEBUG on only for a local SQLite file; pointed at a
+    database server (which may be a real one) it still refuses to create the demo superuser
+    unless DJANGO_DEBUG=1 or --yes says so (before connecting to it)."""
     root = Path(__file__).resolve().parent.parent
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"DJANGO_DEBUG", "DJANGO_SETTINGS_MODULE", "REDIS_URL"}
     }
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"
+    env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:9/production"
     env["DJANGO_SECRET_KEY"] = "a-real-looking-secret-key-for-this-test-only-0123456789"
     done = subprocess.run(
         [sys.executable, "manage.py", "auth401_demo"],
