@@ -97,10 +97,20 @@ class Auth401Error(exceptions.APIException):
             arguments.pop("upstream_code", None)
             arguments.pop("messages", None)
         other = cls(self.code, **arguments)
-        for name in ("user", "audited"):
-            if name in self.__dict__:
-                setattr(other, name, self.__dict__[name])
+        if "user" in self.__dict__:
+            other.user = self.user
+        # The same failure in another type: recorded once, whichever of the two is seen.
+        other.origin = self.origin
         return other
+
+    @property
+    def origin(self) -> Auth401Error:
+        """The failure this one was made from by ``as_type`` (itself otherwise)."""
+        return self.__dict__.get("_origin", self)
+
+    @origin.setter
+    def origin(self, value: Auth401Error) -> None:
+        self.__dict__["_origin"] = value
 
     @property
     def code(self) -> str:

@@ -48,10 +48,10 @@ class RequestState:
             run([work])
 
     def is_recorded(self, failure: Any) -> bool:
-        return id(failure) in self.recorded
+        return id(getattr(failure, "origin", failure)) in self.recorded
 
     def mark_recorded(self, failure: Any) -> None:
-        self.recorded.add(id(failure))
+        self.recorded.add(id(getattr(failure, "origin", failure)))
 
 
 def of(request: Any) -> RequestState:
