@@ -53,7 +53,8 @@ STATUS_TEXT = {
     "Send (new) credentials; `WWW-Authenticate` lists the accepted schemes.",
     403: "Refused: the caller is known (or proved the password) but may not do this, or the "
     "account may not be used. Sending the same credentials again will not help.",
-    429: "Too many failed logins: the account or client is locked for a while.",
+    429: "Too many login attempts at once, or (with `LOCKOUT_STATUS_CODE = 429`) too many "
+    "failed logins: retry after `Retry-After` seconds.",
 }
 
 _CODE_REF = {"$ref": f"#/components/schemas/{CODE_COMPONENT}"}
