@@ -1,7 +1,7 @@
 """System checks (``manage.py check``), one id per rule.
 
 ``auth401.E001``: an ``AUTH401`` key that is not a setting.  ``auth401.E010``: ``AUTH401`` is
-not a dict.  ``auth401.E011``-``E034``: a wrong value, one id per setting (``VALUE_IDS``), and
+not a dict.  ``auth401.E011``-``E035``: a wrong value, one id per setting (``VALUE_IDS``), and
 ``auth401.E012`` for a ``LOCKOUT_MAX_DURATION`` shorter than ``LOCKOUT_DURATION``.
 ``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
 ``auth401.E002``, ``W007``, ``W008``: settings around auth401 that turn into surprises in
@@ -102,6 +102,7 @@ VALUE_IDS: dict[str, str] = {
     "NEVER_LOCK_NETWORKS": "auth401.E032",
     "ALWAYS_LOCK_NETWORKS": "auth401.E033",
     "COUNTER_TIMEOUT": "auth401.E034",
+    "ADMIN_USER_ACTIONS": "auth401.E035",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"
@@ -275,6 +276,10 @@ def _counter_database_vendor() -> str | None:
     return connection.vendor if isinstance(get_store(), DatabaseCounters) else None
 
 
+#: the counters' Redis evicts keys
+REDIS_EVICTION = "auth401.W010"
+
+
 def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """auth401.W010: the counters' Redis may evict keys (a lock or a count could vanish under
     memory pressure).  Read with CONFIG GET where the server allows it; any error (no
@@ -297,7 +302,7 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 hint="Use a dedicated Redis for the counters with maxmemory-policy noeviction "
                 "and AOF persistence (appendonly yes): evicted keys are forgotten locks, "
                 "counts and audit events.",
-                id="auth401.W010",
+                id=REDIS_EVICTION,
             )
         ]
     return []

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_BATCH_DELAY": timedelta(seconds=1),
     "DOCS_URL": None,
     "FALLBACK_EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
-    # Beyond CONTRACT §1: where the failure counters live.  "auto" uses Redis when
+    # Where the failure counters live.  "auto" uses Redis when
     # COUNTER_CACHE is Django's Redis cache, else the database; "database" forces the table.
     "COUNTER_STORE": "auto",
     "COUNTER_CACHE": "default",
@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "ALWAYS_LOCK_NETWORKS": [],
     # Connect and read timeout of the Redis counter calls.
     "COUNTER_TIMEOUT": timedelta(milliseconds=250),
+    # The lock/suspend/unlock/reinstate actions and the account box on the project's own
+    # registered user admin (False: leave the user admin alone; use AccountActionsMixin).
+    "ADMIN_USER_ACTIONS": True,
 }
 
 RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
@@ -183,6 +186,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "NEVER_LOCK_NETWORKS": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
     "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
     "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
+    "ADMIN_USER_ACTIONS": (_boolean, "True or False"),
 }
 assert RULES.keys() == DEFAULTS.keys()
 

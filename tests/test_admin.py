@@ -75,6 +75,9 @@ def test_extend_user_admin_is_opt_out(settings):
     assert extend_user_admin(site) is False  # nothing registered for the user model
     site.register(get_user_model(), UserAdmin)
     settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": False}
+    from django.core.management import call_command
+
+    call_command("check")  # a documented setting: no auth401.E001, the server starts
     assert extend_user_admin(site) is False
     assert type(site.get_model_admin(get_user_model())) is UserAdmin
     settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": True}

@@ -109,6 +109,7 @@ def test_admin_review_in_chromium(browser, live_server):
             code=code,
             status_code=403 if code == "account_locked" else 401,
             username="bob",
+            username_normalised="bob",
             user=bob,
             ip=ip,
             scheme="Bearer" if code.startswith("token") else "Basic",

@@ -12,6 +12,7 @@ from auth401.checks import (
     MAX_BELOW_DURATION,
     NOT_A_DICT,
     OTHER_VALUE,
+    REDIS_EVICTION,
     UNKNOWN_KEY,
     VALUE_IDS,
     WIRING,
@@ -73,6 +74,7 @@ WRONG_VALUES = {
     "NEVER_LOCK_NETWORKS": ["not-a-network"],
     "ALWAYS_LOCK_NETWORKS": ["not-a-network"],
     "COUNTER_TIMEOUT": "fast",
+    "ADMIN_USER_ACTIONS": "off",
 }
 
 
@@ -341,7 +343,7 @@ def test_every_check_id_is_documented():
     page = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
     listed = set(re.findall(r"^\| `(auth401\.[EWI]\d{3})` \|", page.read_text("utf-8"), re.M))
     documented = {*WIRING, *DEPLOYMENT, *VALUE_IDS.values()}
-    documented |= {UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE}
+    documented |= {UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE, REDIS_EVICTION}
     assert listed == documented
 
 

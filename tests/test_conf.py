@@ -34,6 +34,7 @@ def test_defaults_are_the_contract():
         "NEVER_LOCK_NETWORKS": [],
         "ALWAYS_LOCK_NETWORKS": [],
         "COUNTER_TIMEOUT": timedelta(milliseconds=250),
+        "ADMIN_USER_ACTIONS": True,
     }
     assert {**contract, **beyond} == DEFAULTS
 

@@ -195,29 +195,23 @@ def locked_accounts(site: admin.AdminSite, now: datetime, back: str) -> dict[str
     }
 
 
-def locked_addresses(request: HttpRequest, unlock_url: str) -> dict[str, Any] | None:
-    """The lockout's locked addresses, or None where the lockout cannot list them."""
-    finder = getattr(lockout, "locked_addresses", None)
-    if finder is None:
-        return None
+def locked_addresses(request: HttpRequest, unlock_url: str) -> dict[str, Any]:
+    """The lockout's locked addresses (read from the database mirror of the locks)."""
     try:
-        found = list(finder())
+        found = lockout.locked_addresses()
     except Exception:
         logger.exception(
             "auth401 admin: listing locked addresses failed (request %s)",
             get_request_id(request),
         )
         return {"rows": [], "error": True}
-    can_unlock = getattr(accounts, "unlock_address", None) is not None
     return {
         "rows": [
             {
                 "address": row.address,
                 "time_left": time_left(row.seconds_left) if row.seconds_left else "",
                 "failures": row.failures,
-                "unlock_url": f"{unlock_url}?{urlencode({'address': row.address})}"
-                if can_unlock
-                else "",
+                "unlock_url": f"{unlock_url}?{urlencode({'address': row.address})}",
             }
             for row in found[:DASHBOARD_LOCKED]
         ],
@@ -270,9 +264,7 @@ def unlock_address_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> 
     ``auth401.accounts.unlock_address(address, by=..., reason=...)``."""
     if not can_change_accounts(request):
         raise PermissionDenied
-    unlock = getattr(accounts, "unlock_address", None)
-    if unlock is None:
-        raise Http404(_("Addresses cannot be unlocked here."))
+    unlock = accounts.unlock_address
     raw = request.POST.get("address") or request.GET.get("address") or ""
     address = _address(raw)
     if address is None:

@@ -11,14 +11,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth401.codes import CATALOGUE
 from auth401.lockout import normalise_username
-from auth401.models import AuthEvent
 
 #: Event codes that are not answers of the catalogue: account changes (``auth401.accounts``
 #: and the lockout's lock) and audited successes (``AUDIT_SUCCESS``).
@@ -47,24 +45,15 @@ def all_codes() -> tuple[str, ...]:
 # --- usernames as the lockout counts them ---------------------------------------------------
 
 
-def _has_normalised_column() -> bool:
-    return any(f.name == "username_normalised" for f in AuthEvent._meta.get_fields())
-
-
 def username_match(term: str) -> Q:
     """Rows of ``term`` as the lockout counts it (NFKC + casefold): an exact match on the
-    indexed ``username_normalised`` column, or, on a schema without it, a case-insensitive
-    match on ``username``."""
-    if _has_normalised_column():
-        return Q(username_normalised=normalise_username(term))
-    return Q(username__iexact=term.strip())
+    indexed ``username_normalised`` column."""
+    return Q(username_normalised=normalise_username(term))
 
 
 def username_group() -> Any:
     """The expression the dashboard groups usernames by (see ``username_match``)."""
-    if _has_normalised_column():
-        return F("username_normalised")
-    return Lower("username")
+    return F("username_normalised")
 
 
 # --- the filters ----------------------------------------------------------------------------

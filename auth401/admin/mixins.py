@@ -108,10 +108,7 @@ class AccountActionsMixin(_UserAdminBase):
 
 def user_actions_enabled() -> bool:
     """``AUTH401["ADMIN_USER_ACTIONS"]`` (default True)."""
-    try:
-        return bool(app_settings.ADMIN_USER_ACTIONS)
-    except AttributeError:  # a conf.DEFAULTS without the key
-        return bool(app_settings.user_settings.get("ADMIN_USER_ACTIONS", True))
+    return bool(app_settings.ADMIN_USER_ACTIONS)
 
 
 def extend_user_admin(site: admin.AdminSite | None = None) -> bool:
