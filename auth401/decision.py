@@ -150,10 +150,10 @@ def decide(
         mirror(request, locks, username=str(username), user=user, ip=ip)
         return verdict
     lockout.released(answer, keys, attempt)
-    failure = failure_for(user, scheme=scheme, password_login=True)
-    verdict.step("account state", failure.code if failure is not None else "may log in")
-    verdict.user = user if failure is None else None
-    verdict.failure = failure
+    refusal = failure_for(user, scheme=scheme, password_login=True)
+    verdict.step("account state", refusal.code if refusal is not None else "may log in")
+    verdict.user = user if refusal is None else None
+    verdict.failure = refusal
     return verdict
 
 
@@ -204,10 +204,10 @@ def _dry_run(verdict: Verdict, user: Any, password: Any, keys: list, scheme: str
     if not right:
         verdict.failure = Auth401Error("credentials_invalid", scheme=scheme)
         return verdict
-    failure = failure_for(user, scheme=scheme, password_login=True)
-    verdict.step("account state", failure.code if failure is not None else "may log in")
-    verdict.user = user if failure is None else None
-    verdict.failure = failure
+    refusal = failure_for(user, scheme=scheme, password_login=True)
+    verdict.step("account state", refusal.code if refusal is not None else "may log in")
+    verdict.user = user if refusal is None else None
+    verdict.failure = refusal
     return verdict
 
 

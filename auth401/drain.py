@@ -57,6 +57,7 @@ def write_events(events: list[dict]) -> int:
         known = {
             u.hex
             for u in AuthEvent.objects.filter(event_id__in=ids).values_list("event_id", flat=True)
+            if u is not None
         }
         live = set(
             get_user_model()._default_manager.filter(pk__in=user_ids).values_list("pk", flat=True)
@@ -65,10 +66,11 @@ def write_events(events: list[dict]) -> int:
         counts: Counter[str] = Counter()
         seen: set[str] = set()
         for event in events:
-            event_id = event.get("event_id")
+            event_id = str(event.get("event_id") or "")
             if event_id in known or event_id in seen:
                 continue
-            seen.add(event_id)
+            if event_id:
+                seen.add(event_id)
             event = {**event}
             for name in ("user_id", "actor_id"):
                 if event.get(name) is not None and event[name] not in live:
@@ -97,7 +99,7 @@ def _decode(entries: list[Any]) -> tuple[list[Any], list[dict]]:
         )
         payload = data.get(b"e") or data.get("e")
         try:
-            event = json.loads(payload)
+            event = json.loads(payload or "")
         except (TypeError, ValueError):
             logger.error("auth401: an unreadable event was dropped from the stream")
             continue

@@ -100,7 +100,8 @@ _LIMITS: dict[str, int] = {}
 def _field(name: str) -> int:
     limit = _LIMITS.get(name)
     if limit is None:
-        limit = _LIMITS[name] = AuthEvent._meta.get_field(name).max_length or 255
+        field = AuthEvent._meta.get_field(name)
+        limit = _LIMITS[name] = getattr(field, "max_length", None) or 255
     return limit
 
 

@@ -101,7 +101,9 @@ class Auth401Middleware:
         get_request_id(request)
         state.start(request)
         if hasattr(request, "user") and hasattr(request, "session"):
-            request.user = SimpleLazyObject(lambda: session_user(request))
+            # As Django's AuthenticationMiddleware does; the stubs type request.user as the
+            # user itself, not the lazy object standing in for it.
+            request.user = SimpleLazyObject(lambda: session_user(request))  # type: ignore[assignment]
 
     def finish(
         self, request: HttpRequest, response: HttpResponseBase, now: bool = False

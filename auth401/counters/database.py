@@ -203,9 +203,9 @@ class DatabaseCounters:
             values = ", ".join(["(%s, 0, 0, 0, 0, %s, %s, %s)"] * len(ordered))
             params: list[Any] = []
             for key in ordered:
-                held = key.lockable
-                params += [key.name, int(held), now + SLOT_TTL_MS if held else 0]
-                params += [attempt if held else ""]
+                takes = key.lockable
+                params += [key.name, int(takes), now + SLOT_TTL_MS if takes else 0]
+                params += [attempt if takes else ""]
             sql = (
                 f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
                 f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
@@ -247,7 +247,8 @@ class DatabaseCounters:
             if refusal is not None or len(held) < len(lockable):
                 self._give_back(conn, cursor, held)
             if refusal is not None:
-                insert_events(conn, cursor, [refusals.get(refusal.locked.kind, {})])
+                kind = refusal.locked.kind if refusal.locked is not None else ""
+                insert_events(conn, cursor, [refusals.get(kind, {})])
                 return refusal
             if len(held) < len(lockable):
                 return Begin(False, store=self)
