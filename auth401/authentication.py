@@ -48,7 +48,7 @@ from .upstream import (
 STATUS_RELATION = AccountStatus.user.field.related_query_name()
 
 
-def _describe_malformed(header: bytes) -> Any:
+def describe_malformed(header: bytes) -> Any:
     """What is wrong with an Authorization header its scheme's class could not parse."""
     parts = header.split()
     if len(parts) == 1:
@@ -112,7 +112,7 @@ class _Auth401Mixin(_AuthenticationBase):
             raise Auth401Error(
                 "authorization_malformed",
                 scheme=self.auth401_scheme,
-                problem=_describe_malformed(header),
+                problem=describe_malformed(header),
             ) from exc
 
     def _check_account(self, user: Any, **kwargs: Any) -> None:
@@ -189,7 +189,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
         if not parts or parts[0].lower() not in accepted:
             return None  # not this class's scheme
         if len(parts) != 2:
-            problem = _describe_malformed(header)
+            problem = describe_malformed(header)
         elif not parts[1].isascii():
             problem = PROBLEMS["token_not_ascii"]
         else:

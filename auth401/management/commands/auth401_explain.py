@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import jwt
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.test import RequestFactory
 from django.utils import timezone
@@ -41,11 +40,10 @@ from rest_framework_simplejwt import authentication as jwt_authentication
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
 from rest_framework_simplejwt.exceptions import TokenError
 
-from auth401 import lockout, responses
+from auth401 import decision, lockout, responses
 from auth401.accounts import cached_status, failure_for
 from auth401.audit import clean, fingerprint
-from auth401.authentication import _describe_malformed
-from auth401.backends import STATUS_RELATION
+from auth401.authentication import describe_malformed
 from auth401.codes import PROBLEMS
 from auth401.conf import app_settings
 from auth401.exceptions import Auth401Error
@@ -132,7 +130,7 @@ def as_failure(exc: Exception, request: Any) -> Auth401Error:
 
 def unreadable(ex: Explanation, what: str, exc: Exception, request: Any, header: bytes) -> None:
     failure = as_failure(exc, request)
-    problem = failure.params.get("problem") or _describe_malformed(header)
+    problem = failure.params.get("problem") or describe_malformed(header)
     ex.say(f"{what}: cannot be read: {problem}.")
     ex.fail(failure)
 
@@ -166,15 +164,12 @@ def explain_basic(ex: Explanation, authenticator: Any, request: Request, header:
     username, password = parsed
     ex.say("Credentials: valid base64 of 'username:password' in UTF-8.")
     ex.say(f"Username: {shown(username, 64)} (the password is never shown).")
-    model = get_user_model()
-    try:
-        user = model._default_manager.select_related(STATUS_RELATION).get(
-            **{model.USERNAME_FIELD: username}
-        )
-    except (model.DoesNotExist, ValueError, TypeError):
-        user = None
+    # The backend's own decision, dry: nothing is taken, counted or recorded.
+    verdict = decision.decide(None, username, password, scheme="Basic", dry_run=True)
+    steps = dict(verdict.trace)
+    user = verdict.account
     ex.say(f"User: found, id {user.pk}." if user is not None else "User: no such user.")
-    counter = lockout.peek(username)
+    counter = lockout.peek(username, user=user)
     limit = app_settings.FAILURE_LIMIT
     lock_seconds = -(-counter.locked_ms // 1000)
     state = f"locked for {lock_seconds} s more" if counter.locked_ms > 0 else "not locked"
@@ -182,26 +177,23 @@ def explain_basic(ex: Explanation, authenticator: Any, request: Request, header:
         f"Failed logins for this username in the window: {counter.failures} of {limit}; "
         f"{state}. (The client IP's counter is not checked here.)"
     )
-    if counter.locked_ms > 0:
+    failure = verdict.failure
+    if steps.get("lock check", "").startswith("refused"):
         ex.say("Lockout: the username is locked, so the password is not even checked.")
-        ex.fail(Auth401Error("account_locked", scheme="Basic", retry_after=lock_seconds))
+        assert failure is not None
+        ex.fail(failure)
         return
+    would_count = f"A real request would count failure {counter.failures + 1} of {limit}"
     if user is None:
-        ex.say(
-            f"Password: not checked (no user). A real request would count failure "
-            f"{counter.failures + 1} of {limit} for this username."
-        )
-        ex.fail(Auth401Error("credentials_invalid", scheme="Basic"))
+        ex.say(f"Password: not checked (no user). {would_count} for this username.")
+    elif steps.get("password check") == "wrong":
+        ex.say(f"Password: wrong. {would_count} for this username.")
+    else:
+        ex.say("Password: right (checked here without counting anything).")
+        explain_account(ex, user, failure)
         return
-    if not user.check_password(password):
-        ex.say(
-            f"Password: wrong. A real request would count failure {counter.failures + 1} of "
-            f"{limit} for this username."
-        )
-        ex.fail(Auth401Error("credentials_invalid", scheme="Basic"))
-        return
-    ex.say("Password: right (checked here without counting anything).")
-    explain_account(ex, user, failure_for(user, scheme="Basic", password_login=True))
+    assert failure is not None
+    ex.fail(failure)
 
 
 # --- Bearer (JWT) ----------------------------------------------------------------------------
