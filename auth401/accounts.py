@@ -8,6 +8,7 @@ authentication class and the backend.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from . import events, lockout, signals
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AccountStatus, AuthEvent
+
+logger = logging.getLogger("auth401")
 
 
 class AccountChangeError(Exception):
@@ -85,14 +88,24 @@ def _change(
             f"The {event} of {user.get_username()!r} was not applied (nothing changed): {exc}"
         ) from exc
     user.auth401_status = status
-    signals.account_status_changed.send(
-        sender=AccountStatus, user=user, state=state, previous=previous, by=by
-    )
+    _announce(signals.account_status_changed, user=user, state=state, previous=previous, by=by)
     if state == State.LOCKED:
-        signals.account_locked.send(sender=AccountStatus, user=user, until=until, by=by)
+        _announce(signals.account_locked, user=user, until=until, by=by)
     elif previous == State.LOCKED:
-        signals.account_unlocked.send(sender=AccountStatus, user=user, by=by)
+        _announce(signals.account_unlocked, user=user, by=by)
     return status
+
+
+def _announce(signal: Any, **kwargs: Any) -> None:
+    """Send ``signal`` about a change already committed: a receiver that raises is logged
+    and cannot make the change look as if it had not happened."""
+    for receiver, result in signal.send_robust(sender=AccountStatus, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "auth401: a receiver of an account change failed: %r",
+                receiver,
+                exc_info=(type(result), result, result.__traceback__),
+            )
 
 
 def lock(

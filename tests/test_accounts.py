@@ -216,3 +216,24 @@ def test_unlock_and_reinstate_take_a_reason(user, admin_user):
         ("admin_reinstate", "refund cleared", admin_user.pk),
     ]
     assert set(AuthEvent.objects.values_list("username_normalised", flat=True)) == {"alice"}
+
+
+def test_a_failing_signal_receiver_does_not_undo_or_hide_a_change(user, caplog):
+    """The change is committed before the signals go out: a project's receiver that raises
+    is logged, and the caller (the admin) is told the truth: the change was made."""
+    from auth401 import signals as auth401_signals
+
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    auth401_signals.account_locked.connect(broken)
+    try:
+        with caplog.at_level("ERROR", logger="auth401"):
+            status = accounts.lock(user, reason="fraud check")
+    finally:
+        auth401_signals.account_locked.disconnect(broken)
+    assert status.state == "locked"
+    assert AccountStatus.objects.get(user=user).state == "locked"
+    assert AuthEvent.objects.filter(code="admin_lock", user=user).count() == 1
+    [record] = [r for r in caplog.records if "receiver of an account change" in r.getMessage()]
+    assert record.exc_info[0] is RuntimeError
