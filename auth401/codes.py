@@ -1,4 +1,4 @@
-"""The reason-code catalogue: CONTRACT §4 as data.
+"""The reason-code catalogue, as data.
 
 One ``Reason`` per code drives the response body, the headers, the README's code table and
 the OpenAPI description.  Nothing else in auth401 branches on a particular code: modules ask a

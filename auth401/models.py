@@ -164,7 +164,7 @@ class AuthEvent(models.Model):
             models.Index(fields=["username", "-created_at"], name="auth401_event_username"),
             models.Index(fields=["ip", "-created_at"], name="auth401_event_ip"),
             models.Index(fields=["code", "-created_at"], name="auth401_event_code"),
-            # The admin's exact search and its status and scheme filters (issue 5).
+            # The admin's exact search and its status and scheme filters.
             models.Index(fields=["request_id"], name="auth401_event_request_id"),
             models.Index(fields=["status_code", "-created_at"], name="auth401_event_status"),
             models.Index(fields=["scheme", "-created_at"], name="auth401_event_scheme"),

@@ -11,7 +11,7 @@ Every operation that authenticates or checks permissions (and simplejwt's token 
 answer bad credentials with 401) then lists:
 
 - ``401`` and ``403`` (and ``429`` when ``LOCKOUT_STATUS_CODE = 429``), each with the codes it
-  can carry and when, and the headers of CONTRACT §3;
+  can carry and when, and the headers every failure carries;
 - a body referencing the ``Auth401Error`` component (``Auth401Problem`` with
   ``RESPONSE_FORMAT = "problem"``), whose ``code`` is the ``Auth401Code`` enum: exactly the
   catalogue of ``auth401.codes``.
