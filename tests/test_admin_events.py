@@ -201,6 +201,7 @@ def test_superuser_cannot_add_change_or_delete_events(admin_client):
     assert 'name="_save"' not in html and 'name="_continue"' not in html
     submit_row = html[html.index('<div class="submit-row">') :]
     submit_row = " ".join(submit_row[: submit_row.index("</div>") + 6].split())
+    submit_row = submit_row.replace(' role="button"', "")  # Django 6 adds the role
     assert submit_row == (
         '<div class="submit-row"> <a href="/admin/auth401/authevent/" class="closelink">Close</a>'
         " </div>"
