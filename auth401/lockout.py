@@ -50,11 +50,15 @@ def _digest(text: str) -> str:
 
 
 def username_key(username: str, user: Any = None) -> str:
-    """The username counter: per account when ``user`` is known, else per normalised name.
-    Either way one hash of a short text, so real and unknown names cost the same."""
-    if user is not None and getattr(user, "pk", None) is not None:
-        return "u:" + _digest(f"#pk:{user.pk}")
-    return "u:" + _digest(normalise_username(username))
+    """The username counter: the normalised name (NFKC, case-folded) of the account when
+    ``user`` is known, else of the name as typed.  Every spelling the lockout folds together
+    shares it, whether or not an account answers to it (``ALICE`` counts on ``alice``'s
+    counter, as ``GHOST`` does on ``ghost``'s), so no spelling tells a real name from an
+    unknown one; a spelling the database matches to an account on its own (a case- or
+    accent-insensitive collation) counts on that account's counter.  Either way one hash of
+    a short text: real and unknown names cost the same."""
+    name = user.get_username() if user is not None and user.pk is not None else username
+    return "u:" + _digest(normalise_username(name))
 
 
 def ip_key(ip: str) -> str:
