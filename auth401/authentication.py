@@ -234,8 +234,15 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             if isinstance(user_id, str) and "\x00" in user_id:
                 raise self.user_model.DoesNotExist  # PostgreSQL refuses NUL: not a 500
             user = manager.get(**{jwt_settings.USER_ID_FIELD: user_id})
-        except (self.user_model.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
-            # Unknown, or an id that does not fit the field (another issuer sharing the key).
+        except (
+            self.user_model.DoesNotExist,
+            ValueError,
+            TypeError,
+            OverflowError,
+            ValidationError,
+        ) as exc:
+            # Unknown, or an id that does not fit the field (another issuer sharing the key;
+            # 1e400 reads as an infinite float).
             raise TokenAuthenticationFailed(
                 "token_invalid",
                 scheme="Bearer",

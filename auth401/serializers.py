@@ -26,12 +26,16 @@ from .accounts import failure_for
 from .authentication import STATUS_RELATION
 from .codes import PROBLEMS
 from .exceptions import TokenAuthenticationFailed
-from .upstream import UNREADABLE_CLAIMS, issued_at
+from .upstream import UNREADABLE_CLAIMS, issued_at, unverified_claims
 
 
 def read_token(token_class: type[Token], raw: Any) -> Token:
     """``token_class(raw)``; a time claim that overflows simplejwt's checks is a
     ``TokenError`` (the view's ``InvalidToken``), not a 500."""
+    jti = unverified_claims(raw).get(simplejwt.api_settings.JTI_CLAIM)
+    if isinstance(jti, str) and "\x00" in jti:
+        # No stored token id holds a NUL, and PostgreSQL refuses one in the blacklist query.
+        raise TokenError("the token id holds a NUL character")
     try:
         return token_class(raw)
     except UNREADABLE_CLAIMS as exc:
@@ -52,10 +56,12 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
         jwt_settings = simplejwt.api_settings
         model = get_user_model()
         try:
+            if isinstance(user_id, str) and "\x00" in user_id:
+                raise model.DoesNotExist  # PostgreSQL refuses NUL: not a 500
             user = model._default_manager.select_related(STATUS_RELATION).get(
                 **{jwt_settings.USER_ID_FIELD: user_id}
             )
-        except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+        except (model.DoesNotExist, ValueError, TypeError, OverflowError, ValidationError):
             # Upstream lets DoesNotExist escape (a 500 over HTTP): here it is a 401.
             raise TokenAuthenticationFailed(
                 "token_invalid",

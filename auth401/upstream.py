@@ -157,7 +157,9 @@ def _is_blacklisted(claims: dict[str, Any]) -> bool:
     from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
     jti = claims.get(simplejwt.api_settings.JTI_CLAIM)
-    return isinstance(jti, str) and BlacklistedToken.objects.filter(token__jti=jti).exists()
+    if not isinstance(jti, str) or "\x00" in jti:  # PostgreSQL refuses NUL in a query
+        return False
+    return BlacklistedToken.objects.filter(token__jti=jti).exists()
 
 
 #: codes whose texts name the token's type and times (read from its unverified claims)

@@ -380,3 +380,33 @@ def test_absurd_time_claims_are_token_invalid(real, client, claims, path):
     body = check_answer(response, token)
     assert (response.status_code, body["code"]) == (401, "token_invalid"), body
     assert AuthEvent.objects.filter(code="token_invalid").count() == 1
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"user_id": 1e400},  # an infinite float once read
+        {"user_id": -1e400},
+        {"user_id": "Infinity"},
+        {"user_id": "a\x00b"},
+        {"user_id": 10**40},
+        {"jti": "a\x00b"},
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("path", [ME, REFRESH])
+def test_absurd_user_and_token_ids_are_token_invalid(real, client, claims, path):
+    """A token signed with the real key whose user id or token id no database column holds
+    (infinite, a NUL, out of range): a 401, never a 500."""
+    token_type = "access" if path == ME else "refresh"
+    token = signed_token(real["user"], token_type, claims)
+    if path == ME:
+        response = client.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
+    else:
+        response = client.post(REFRESH, {"refresh": token}, content_type="application/json")
+    body = check_answer(response, token)
+    if path == ME and "jti" in claims:
+        assert response.status_code == 200  # access tokens are not looked up by id
+        return
+    assert (response.status_code, body["code"]) == (401, "token_invalid"), body
+    assert AuthEvent.objects.filter(code="token_invalid").count() == 1
