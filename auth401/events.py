@@ -34,6 +34,7 @@ import unicodedata
 import uuid
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -305,7 +306,8 @@ def write(events: list[Event]) -> None:
 
 class Batch:
     """Events of identity-less failures, written many per statement once the oldest has
-    waited ``AUDIT_BATCH_DELAY`` (checked after each response), and at a normal exit.  At
+    waited ``AUDIT_BATCH_DELAY`` (checked after each response, and by a one-shot timer for
+    an idle process), and at a normal exit.  At
     most ``LIMIT`` wait; beyond that the oldest are dropped, each drop logged."""
 
     LIMIT = 20_000
@@ -329,9 +331,32 @@ class Batch:
                 dropped = min(len(self._events), max(1, self.LIMIT // 10))
                 del self._events[:dropped]
                 logger.error("auth401: %d audit events dropped (the database is behind)", dropped)
-            if not self._events:
+            first = not self._events
+            if first:
                 self._since = time.monotonic()
             self._events.append(event)
+        if first:
+            self._arm()
+
+    def _arm(self) -> None:
+        """A one-shot timer that writes the batch once it is due, so events reach the table
+        at most ``AUDIT_BATCH_DELAY`` late even when no further response comes (an idle
+        worker).  A server that never runs threads (uWSGI without ``--enable-threads``) still
+        writes them after its next response and at exit."""
+        delay = app_settings.AUDIT_BATCH_DELAY.total_seconds()
+        if delay <= 0:
+            return
+        timer = threading.Timer(delay + 0.01, self._on_timer)
+        timer.daemon = True
+        timer.start()
+
+    def _on_timer(self) -> None:
+        try:
+            self.flush_if_due()
+        except Exception:
+            logger.exception("auth401: the audit batch timer could not write its events")
+        finally:
+            connections.close_all()  # this thread's connections only
 
     def pending(self) -> int:
         return len(self._events)

@@ -116,3 +116,23 @@ def test_sigterm_flushes_the_batch(private_redis):
             server.wait(10)
     row = AuthEvent.objects.get(request_id=request_id)
     assert (row.code, row.status_code, row.user_id) == ("credentials_missing", 401, None)
+
+
+@pytest.mark.django_db(transaction=True)  # the timer writes on its own connection
+def test_an_idle_process_still_writes_its_batch_when_due(client, auth401_settings):
+    """No further response comes (an idle worker): the batch's timer writes the events once
+    the oldest has waited AUDIT_BATCH_DELAY, instead of keeping them until a later request
+    or a kill -9 loses them."""
+    import time
+
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(milliseconds=200))
+    client.get("/api/me/", HTTP_AUTHORIZATION="Bearer not.a.token")
+    client.get("/api/me/")
+    deadline = time.monotonic() + 10
+    while AuthEvent.objects.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(AuthEvent.objects.values_list("code", flat=True)) == [
+        "credentials_missing",
+        "token_invalid",
+    ]
+    assert events.batch.pending() == 0
