@@ -47,6 +47,14 @@ def _export(client, data, url=CHANGELIST):
         " ＝1",
         "\u00a0＠x",
         "\ufe66HYPERLINK()",  # small equals sign, NFKC "="
+        "\u200e=1",  # left-to-right mark
+        "\u200f@x",  # right-to-left mark
+        "\u202e=1",  # right-to-left override
+        "\u00ad=1",  # soft hyphen
+        "\u2061=1",  # function application (invisible operator)
+        "\u180e=1",  # Mongolian vowel separator
+        " " * 70 + "=1+1",  # a long run of spaces
+        "\u00a0\u200e \u2061\ufe62cmd",  # a mix of them, then a small plus sign
     ],
 )
 def test_formula_starts_are_neutralised(value):

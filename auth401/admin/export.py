@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,9 +18,11 @@ from django.utils.translation import gettext_lazy as _
 #: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"), after
 #: NFKC folding, so the fullwidth forms (＝ ＋ － ＠) count as well.
 FORMULA_STARTS = frozenset("=+-@\t\r\n")
-#: What a spreadsheet skips before the first character it looks at: whitespace, NBSP (after
-#: NFKC, a space) and the zero-width characters.
-_LEADING_BLANKS = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")
+#: Unicode categories a spreadsheet may skip before the first character it looks at: the
+#: separators (spaces, NBSP) and the invisible format characters (zero-width, direction
+#: marks, soft hyphen, invisible operators).
+_BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf"})
+
 
 CSV_COLUMNS = (
     "id",
@@ -43,17 +44,21 @@ CSV_COLUMNS = (
 
 
 def is_formula(text: str) -> bool:
-    """Whether a spreadsheet may run ``text`` as a formula: it starts, after any whitespace
-    (NBSP and other Unicode spaces included), with ``= + - @``, a fullwidth form of them, or
-    a tab, carriage return or line feed."""
+    """Whether a spreadsheet may run ``text`` as a formula: it starts, after any run of
+    whitespace or invisible characters (NBSP, zero-width and direction marks, soft hyphen...),
+    with ``= + - @``, a fullwidth or small form of them, or a tab, carriage return or line
+    feed."""
     if not text:
         return False
     if text[0] in FORMULA_STARTS:
         return True
-    folded = unicodedata.normalize("NFKC", text[:64])  # ＝ -> =, NBSP -> space
-    blanks = _LEADING_BLANKS.match(folded)  # always matches: the pattern accepts ""
-    start = blanks.end() if blanks else 0
-    return start < len(folded) and folded[start] in FORMULA_STARTS
+    for char in text:
+        folded = unicodedata.normalize("NFKC", char)  # ＝ -> =, NBSP -> space, U+00AD -> ""
+        first = folded[:1]
+        if not first or first.isspace() or unicodedata.category(first) in _BLANK_CATEGORIES:
+            continue
+        return first in FORMULA_STARTS
+    return False
 
 
 def csv_cell(value: Any) -> Any:
