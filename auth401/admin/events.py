@@ -30,6 +30,7 @@ from auth401.models import AccountStatus, AuthEvent
 from . import dashboard
 from .export import export_csv
 from .filters import (
+    CleanLookupsMixin,
     CodeFilter,
     CreatedFilter,
     KindFilter,
@@ -73,7 +74,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(AuthEvent)
-class AuthEventAdmin(admin.ModelAdmin):
+class AuthEventAdmin(CleanLookupsMixin, admin.ModelAdmin):
     list_display = (
         "time",
         "code",

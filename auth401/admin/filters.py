@@ -6,12 +6,13 @@ runs a ``SELECT DISTINCT`` over the table, so each stays an index range at a mil
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import F, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -89,6 +90,36 @@ def storable(value: str) -> bool:
     return "\x00" not in value
 
 
+class CleanLookupsMixin:
+    """The changelist drops URL lookups no stored row can match before Django builds a query
+    from them (a NUL, which PostgreSQL refuses; an ``ip`` that is not an address, which its
+    ``inet`` column refuses): a redirect to the same list without them, never a 500."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        bad = [
+            key
+            for key, values in request.GET.lists()
+            if not all(_matchable(key, value) for value in values)
+        ]
+        if bad:
+            query = request.GET.copy()
+            for key in bad:
+                del query[key]
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+
+def _matchable(key: str, value: str) -> bool:
+    if not storable(key) or not storable(value):
+        return False
+    if key == "ip" or key.startswith("ip__"):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return key.endswith("__isnull")
+    return True
+
+
 class CodeFilter(admin.SimpleListFilter):
     """The catalogue's codes and the account events: fixed choices, no query."""
 
@@ -100,9 +131,7 @@ class CodeFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        if not value:
-            return queryset
-        return queryset.filter(code=value) if storable(value) else queryset.none()
+        return queryset.filter(code=value) if value else queryset
 
 
 class StatusCodeFilter(admin.SimpleListFilter):
@@ -137,8 +166,6 @@ class SchemeFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not storable(value):
-            return queryset.none()
         return queryset.filter(scheme="" if value == NONE else value)
 
 

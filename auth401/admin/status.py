@@ -27,7 +27,7 @@ from .actions import (
     perform,
     render_form,
 )
-from .filters import username_match
+from .filters import CleanLookupsMixin, username_match
 
 #: How many of a user's events the AccountStatus page shows.
 RECENT_EVENTS = 20
@@ -54,7 +54,7 @@ def account_action_url(site: admin.AdminSite, user_pk: Any, name: str, next_url:
 
 
 @admin.register(AccountStatus)
-class AccountStatusAdmin(admin.ModelAdmin):
+class AccountStatusAdmin(CleanLookupsMixin, admin.ModelAdmin):
     list_display = (
         "user",
         "current_state",
