@@ -224,6 +224,8 @@ class AccountReport:
     locked_until: datetime | None = None
     changed_by: Any = None
     changed_at: datetime | None = None
+    #: the last change was the lockout's own (not an admin's, a command's or code's)
+    automatic: bool = False
     password_changed_at: datetime | None = None
     failures_in_window: int = 0
     #: seconds left on the lockout's lock of this username (0: none), and how many repeats
@@ -252,6 +254,7 @@ def status(user_or_username: Any) -> AccountReport:
         report.locked_until = row.locked_until
         report.changed_by = row.changed_by
         report.changed_at = row.changed_at
+        report.automatic = row.automatic
         report.password_changed_at = row.password_changed_at
     return report
 

@@ -39,10 +39,20 @@ def test_status_of_a_brute_forced_user(user, api_client):
     out = run("auth401_status", "alice")
     assert out.startswith("alice: cannot log in\n  state: locked\n")
     assert "  reason: Locked automatically after 5 failed logins\n" in out
-    assert "by auth401 (automatic)" in out
+    assert "by the lockout (automatic)" in out
     assert "  failures in the window: 0 / 5\n" in out  # the lock resets the window
     assert "  lockout: locked for 89" in out
     assert "auto_lock" in out
+
+
+def test_status_after_an_unlock_from_the_command_line(user, api_client):
+    for i in range(5):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", f"guess{i}"))
+    run("auth401_unlock", "alice", "--reason", "called the help desk")
+    out = run("auth401_status", "alice")
+    assert out.startswith("alice: can log in\n  state: active\n")
+    assert "by a command or code (no user)" in out
+    assert "automatic" not in out.split("\n  changed: ")[1].split("\n")[0]
 
 
 def test_status_of_an_active_user(user):

@@ -49,7 +49,9 @@ class Command(BaseCommand):
         if report.reason:
             out(f"  reason: {report.reason}")
         if report.changed_at:
-            by = report.changed_by or "auth401 (automatic)"
+            by = report.changed_by or (
+                "the lockout (automatic)" if report.automatic else "a command or code (no user)"
+            )
             out(f"  changed: {report.changed_at:{TIME}} UTC by {by}")
         if report.state == "locked":
             until = f"{report.locked_until:{TIME}} UTC" if report.locked_until else "until unlocked"
