@@ -34,7 +34,11 @@ BIN = Path(sys.executable).parent
 SETTINGS = """\
 from example_project.settings import *  # noqa: F403
 
-DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {db!r}}}}}
+from example_project._env import SQLITE_OPTIONS  # queue writers instead of "database is locked"
+
+DATABASES = {{
+    "default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {db!r}, "OPTIONS": SQLITE_OPTIONS}}
+}}
 CACHES = {{"default": {{"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}}}
 DEBUG = False
 SECRET_KEY = {secret!r}
