@@ -846,6 +846,7 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         report["two_servers"] = two_servers(args)
     if db == "postgres":
         verdicts(report, args)
+        markdown_table(report)
     return report
 
 
@@ -901,6 +902,67 @@ def verdicts(report: dict[str, Any], args: argparse.Namespace) -> None:
             f"{two['failure_limit']}), {two['rows']} AuthEvent rows for {two['failures']} "
             f"failures: {'met' if ok else 'NOT met'}"
         )
+
+
+def markdown_table(report: dict[str, Any]) -> None:
+    """The results as the Markdown table of docs/performance.md."""
+    say("\nresults table (Markdown):\n")
+    say("| scenario | target | auth401 | django-axes | SQL / Redis per request (bare) |")
+    say("|---|---|---|---|---|")
+    queries = report["queries"]
+    for scenario, target in TARGETS.items():
+        rows = report["scenarios"].get(scenario)
+        if not rows or "auth401" not in rows:
+            continue
+        q = queries.get("auth401", {}).get(scenario, {})
+        qb = queries.get("bare", {}).get(scenario, {})
+        axes = rows.get("axes")
+        extra = ""
+        audit = report["audit"].get(scenario)
+        if audit is not None:
+            extra = f", {audit['per_failure']:.2f} AuthEvent rows per failure"
+        say(
+            f"| {SCENARIO_TITLES[scenario]} | >= {target:.2f}x | {rows['auth401']['ratio']:.2f}x "
+            f"({rows['auth401']['ratio_low']:.2f}-{rows['auth401']['ratio_high']:.2f}){extra} | "
+            f"{fmt_ratio(axes['ratio']).strip() if axes else '-'} | "
+            f"{q.get('sql', 0):.0f} / {q.get('redis', 0):.0f} "
+            f"({qb.get('sql', 0):.0f} / {qb.get('redis', 0):.0f}) |"
+        )
+    for name, flood_report in report.get("flood", {}).items():
+        rss = (
+            flood_report["before"].get("worker_rss_mb"),
+            flood_report["after"].get("worker_rss_mb"),
+        )
+        audit = flood_report.get("audit")
+        rows = "" if audit is None else f", {audit['per_failure']:.2f} rows per failure"
+        say(
+            f"| flood, last / first minute ({name}) | >= {FLOOD_TARGET} | "
+            f"{flood_report['last_over_first']:.2f} (worker RSS {_mb(rss[0])} -> {_mb(rss[1])}"
+            f"{rows}) | | |"
+        )
+    attack = report.get("attack", {})
+    if "auth401" in attack:
+        bare = attack.get("bare", {}).get("ratio")
+        axes = attack.get("axes", {}).get("ratio")
+        say(
+            f"| legitimate user's p50 under a flood / idle | <= {ATTACK_TARGET}x and <= bare's | "
+            f"{attack['auth401']['ratio']:.2f}x (bare {fmt_ratio(bare).strip()}) | "
+            f"{fmt_ratio(axes).strip()} | |"
+        )
+    for key, entry in report.get("parity", {}).items():
+        low, high = entry["ci95_ms"]
+        say(
+            f"| timing, locked real - unknown name, {key} | interval includes 0 | "
+            f"{entry['difference_ms']:+.3f} ms [{low:+.3f}, {high:+.3f}] | | |"
+        )
+    two = report.get("two_servers")
+    if two is not None:
+        say(
+            f"| two servers: password checks before the lock | = {two['failure_limit']} | "
+            f"{two['password_checks']} | | |"
+        )
+        per = two["rows"] / two["failures"] if two["failures"] else float("nan")
+        say(f"| two servers: AuthEvent rows per failure | 1 | {per:.2f} | | |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
