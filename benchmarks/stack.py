@@ -135,11 +135,15 @@ def _table_bytes(table: str) -> int | None:
 
 
 def sizes() -> dict[str, Any]:
+    from django.apps import apps
     from django.db.models import Max
     from django.db.models.functions import Length
 
     report: dict[str, Any] = {}
-    for model in _failure_models():
+    models = list(_failure_models())
+    if _installed("auth401"):  # and any other table this auth401 version keeps
+        models += [m for m in apps.get_app_config("auth401").get_models() if m not in models]
+    for model in models:
         table = model._meta.db_table
         entry: dict[str, Any] = {"rows": model.objects.count(), "bytes": _table_bytes(table)}
         if model._meta.model_name == "accessattempt":
