@@ -577,16 +577,23 @@ def _login_request(kind: str, port: int, username: str, request_id: str | None =
 
 def parity(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, Any]:
     """Locked real accounts against locked unknown names: the attempt that locks, and the
-    refusals after; one connection, real and unknown alternating in a random order."""
+    refusals after; one connection, real and unknown alternating in a random order.
+
+    Each timed request is followed by an untimed spacer (``GET /api/me/`` without
+    credentials): work a worker does after answering delays the spacer, not the other side's
+    timed request, and the spacers' own times are reported too (a tell that shows only in the
+    *next* request is still a tell)."""
     limit = stack.failure_limit or 5
     n = args.parity_n
     rng = random.Random(args.seed)
     report: dict[str, Any] = {}
+    spacer = [stack.port, "GET", "/api/me/", {}, None]
     say(
         f"\ntiming parity [{stack.db}]: {stack.name} stack (FAILURE_LIMIT {limit}, address limit "
         f"out of reach), n = {n} per side, 1 connection, real and unknown alternating in random "
         f"order; medians in ms, difference real - unknown with a 95% bootstrap interval, "
-        f"P(real slower) 0.50 = no tell"
+        f"P(real slower) 0.50 = no tell; 'next request' = the request right after, on the "
+        f"same worker"
     )
     for k, kind in enumerate(("basic", "token")):
         reals = pool_names(2 * n)[k * n : (k + 1) * n]
@@ -599,9 +606,9 @@ def parity(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, 
             for _side, name in pair:  # the failures before the limit
                 requests += [_login_request(kind, stack.port, name)] * (limit - 1)
             rng.shuffle(pair)
-            for side, name in pair:  # the attempt that reaches the limit
+            for side, name in pair:  # the attempt that reaches the limit, then a spacer
                 locking[side].append(len(requests))
-                requests.append(_login_request(kind, stack.port, name))
+                requests += [_login_request(kind, stack.port, name), spacer]
         refusals: dict[str, list[int]] = {"real": [], "unknown": []}
         refusal_requests: list[list[Any]] = []
         for real, ghost in zip(reals, ghosts, strict=True):
@@ -609,7 +616,7 @@ def parity(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, 
             rng.shuffle(pair)
             for side, name in pair:
                 refusals[side].append(len(refusal_requests))
-                refusal_requests.append(_login_request(kind, stack.port, name))
+                refusal_requests += [_login_request(kind, stack.port, name), spacer]
         first = client.burst(mode="list", connections=1, requests=requests, timeout=3600)
         second = client.burst(mode="list", connections=1, requests=refusal_requests, timeout=3600)
         title = "Basic on GET /api/me/" if kind == "basic" else "POST /api/token/"
@@ -617,31 +624,40 @@ def parity(stack: Stack, client: Client, args: argparse.Namespace) -> dict[str, 
             ("locking attempt", first, locking),
             ("refusal after the lock", second, refusals),
         ):
-            lat = {s: [out["latencies_ms"][i] for i in idx] for s, idx in index.items()}
-            codes = {
-                s: dict(Counter(f"{out['statuses'][i]} {out['codes'][i]}" for i in idx))
-                for s, idx in index.items()
-            }
-            low, high = bootstrap_median_difference(lat["real"], lat["unknown"], rng)
-            diff = statistics.median(lat["real"]) - statistics.median(lat["unknown"])
-            p = prob_slower(lat["real"], lat["unknown"])
-            entry = {
-                "median_real_ms": statistics.median(lat["real"]),
-                "median_unknown_ms": statistics.median(lat["unknown"]),
-                "difference_ms": diff,
-                "ci95_ms": [low, high],
-                "p_real_slower": p,
-                "answers": codes,
-            }
-            report[f"{kind} {phase}"] = entry
-            same = "same answers" if codes["real"] == codes["unknown"] else "ANSWERS DIFFER"
-            say(
-                f"  {title:22} {phase:23} real {entry['median_real_ms']:6.3f}  unknown "
-                f"{entry['median_unknown_ms']:6.3f}  difference {diff:+.3f} "
-                f"[{low:+.3f}, {high:+.3f}]  P(real slower) {p:.2f}"
-            )
-            say(f"    answers: real {codes['real']}  unknown {codes['unknown']}  ({same})")
+            for label, shift in ((phase, 0), ("  next request", 1)):
+                at = {side: [i + shift for i in idx] for side, idx in index.items()}
+                entry = _parity_entry(out, at, rng)
+                report[f"{kind} {phase}" + (" / next request" if shift else "")] = entry
+                low, high = entry["ci95_ms"]
+                say(
+                    f"  {title:22} {label:23} real {entry['median_real_ms']:6.3f}  unknown "
+                    f"{entry['median_unknown_ms']:6.3f}  difference "
+                    f"{entry['difference_ms']:+.3f} [{low:+.3f}, {high:+.3f}]  "
+                    f"P(real slower) {entry['p_real_slower']:.2f}"
+                )
+                codes = entry["answers"]
+                same = "same answers" if codes["real"] == codes["unknown"] else "ANSWERS DIFFER"
+                if not shift:
+                    say(f"    answers: real {codes['real']}  unknown {codes['unknown']}  ({same})")
     return report
+
+
+def _parity_entry(
+    out: dict[str, Any], at: dict[str, list[int]], rng: random.Random
+) -> dict[str, Any]:
+    lat = {side: [out["latencies_ms"][i] for i in idx] for side, idx in at.items()}
+    low, high = bootstrap_median_difference(lat["real"], lat["unknown"], rng)
+    return {
+        "median_real_ms": statistics.median(lat["real"]),
+        "median_unknown_ms": statistics.median(lat["unknown"]),
+        "difference_ms": statistics.median(lat["real"]) - statistics.median(lat["unknown"]),
+        "ci95_ms": [low, high],
+        "p_real_slower": prob_slower(lat["real"], lat["unknown"]),
+        "answers": {
+            side: dict(Counter(f"{out['statuses'][i]} {out['codes'][i]}" for i in idx))
+            for side, idx in at.items()
+        },
+    }
 
 
 # --- two servers --------------------------------------------------------------------------
@@ -887,6 +903,14 @@ def verdicts(report: dict[str, Any], args: argparse.Namespace) -> None:
         say(
             f"  legitimate p50 under flood: {mine:.2f}x <= {ATTACK_TARGET}{versus}: "
             f"{'met' if ok else 'NOT met'}"
+        )
+    for key, entry in report.get("parity", {}).items():
+        low, high = entry["ci95_ms"]
+        ok = low <= 0 <= high
+        say(
+            f"  timing parity, {key}: real - unknown {entry['difference_ms']:+.3f} ms "
+            f"[{low:+.3f}, {high:+.3f}], P(real slower) {entry['p_real_slower']:.2f}: "
+            f"{'no measurable difference' if ok else 'MEASURABLE DIFFERENCE'}"
         )
     two = report.get("two_servers")
     if two is not None:
