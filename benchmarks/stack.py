@@ -42,22 +42,32 @@ def _installed(app: str) -> bool:
     return apps.is_installed(app)
 
 
-def _redis_client() -> Any:
-    from django.core.cache import cache
+_REDIS: list[Any] = []
 
-    inner = getattr(cache, "_cache", None)
-    if inner is None or not hasattr(inner, "get_client"):
+
+def _redis_client() -> Any:
+    """A redis-py client on the cache's Redis (from ``CACHES``), or None without Redis."""
+    from django.conf import settings
+
+    config = settings.CACHES["default"]
+    if not config["BACKEND"].endswith("RedisCache"):
         return None
-    return inner.get_client(write=True)
+    if not _REDIS:
+        import redis
+
+        _REDIS.append(redis.Redis.from_url(config["LOCATION"]))
+    return _REDIS[0]
 
 
 def _redis_keys() -> list[bytes]:
-    from django.core.cache import cache
+    """This stack's keys: Django's cache keys are ``<KEY_PREFIX>:<version>:<key>``."""
+    from django.conf import settings
 
     client = _redis_client()
     if client is None:
         return []
-    return list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return list(client.scan_iter(match=f"{prefix}:*", count=1000))
 
 
 def _clear_redis() -> int:
