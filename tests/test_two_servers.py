@@ -216,6 +216,17 @@ def test_a_flood_split_across_two_servers_locks_at_the_limit_and_audits_each_fai
         "TWO_SERVERS_KEY_PREFIX": f"auth401-two-servers-{run}",
         "TWO_SERVERS_CHECKS": str(checks),
     }
+    try:
+        answers, errors, mark = _flood_two_servers(tmp_path, env, username, run)
+        _check(answers, errors, checks, env, mark, username)
+    finally:
+        _forget_keys(env["TWO_SERVERS_KEY_PREFIX"])
+
+
+def _flood_two_servers(
+    tmp_path: Path, env: dict[str, str], username: str, run: str
+) -> tuple[list[dict], list[BaseException], int]:
+    """Start the two servers, flood them, send one right password to each, stop them."""
     ports = [_port(p) for p in PREFERRED_PORTS]
     servers: list[subprocess.Popen] = []
     answers: list[dict] = []
@@ -224,28 +235,10 @@ def test_a_flood_split_across_two_servers_locks_at_the_limit_and_audits_each_fai
         for port in ports:
             log = tmp_path / f"gunicorn-{port}.log"
             with open(log, "wb") as out:
-                servers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "gunicorn",
-                            "--workers",
-                            "2",
-                            "--worker-class",
-                            "sync",
-                            "--bind",
-                            f"127.0.0.1:{port}",
-                            "--timeout",
-                            "60",
-                            "example_project.wsgi:application",
-                        ],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=out,
-                        stderr=out,
-                    )  # fmt: skip
-                )
+                command = [sys.executable, "-m", "gunicorn", "--workers", "2",
+                           "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
+                           "--timeout", "60", "example_project.wsgi:application"]  # fmt: skip
+                servers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out))
             _wait_until_up(servers[-1], port, log)
         mark = AuthEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
@@ -261,7 +254,7 @@ def test_a_flood_split_across_two_servers_locks_at_the_limit_and_audits_each_fai
                     return
                 try:
                     answer = _request(ports[i % 2], i, username, f"two-servers-{run}-{i:03d}")
-                except BaseException as exc:  # reported below, never lost in a thread
+                except BaseException as exc:  # reported by the test, never lost in a thread
                     errors.append(exc)
                     return
                 with lock:
@@ -280,8 +273,17 @@ def test_a_flood_split_across_two_servers_locks_at_the_limit_and_audits_each_fai
     finally:
         for server in servers:
             _stop(server)  # SIGTERM: whatever a server still holds is flushed
-        _forget_keys(env["TWO_SERVERS_KEY_PREFIX"])
+    return answers, errors, mark
 
+
+def _check(
+    answers: list[dict],
+    errors: list[BaseException],
+    checks: Path,
+    env: dict[str, str],
+    mark: int,
+    username: str,
+) -> None:
     assert not errors, errors
     assert len(answers) == REQUESTS + 2
     for answer in answers:
