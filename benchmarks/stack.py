@@ -169,12 +169,17 @@ def sizes() -> dict[str, Any]:
 
 
 def _stream_lengths() -> dict[str, int]:
-    """Every Redis stream in the benchmark's Redis database and its length (XLEN)."""
+    """The Redis streams of this stack (and any outside the benchmark stacks' prefixes, such
+    as a counter store with a prefix of its own) and their lengths (XLEN)."""
+    from django.conf import settings
+
+    mine = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
     client = _redis_client()
     found: dict[str, int] = {}
     for key in client.scan_iter(count=1000, _type="stream"):
         name = key.decode() if isinstance(key, bytes) else str(key)
-        found[name] = int(client.xlen(key))
+        if name.startswith(mine) or not name.startswith("auth401-bench-"):
+            found[name] = int(client.xlen(key))
     return found
 
 
