@@ -7,8 +7,15 @@ connection starts at its own offset).  Each connection is a thread with one
 closes after every response, and ``http.client`` reopens on the next request).  ``rate``
 (requests/s per connection, 0 = as fast as the server answers) paces an attacker.
 
-The answer line: ``{"count", "statuses", "latencies_ms", "per_second"}``.  Standard library
-only, so the client costs the same against every stack.
+The answer line: ``{"count", "statuses", "latencies_ms", "per_second"}``.
+
+A line with ``"mode": "list"`` sends each of its ``requests`` (``[port, method, path, headers,
+body]``) exactly once, ``connections`` threads taking the next one in order (one connection:
+strictly one after the other), and answers ``{"statuses", "codes", "latencies_ms"}`` aligned
+with the requests (``codes``: the ``code`` member of a JSON body, or null).  The timing-parity
+and two-server scenarios use it.
+
+Standard library only, so the client costs the same against every stack.
 """
 
 from __future__ import annotations
@@ -112,11 +119,71 @@ def burst(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _code(body: bytes) -> str | None:
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def request_list(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each request once, in order, over ``connections`` threads; results aligned."""
+    requests = spec["requests"]
+    n = len(requests)
+    statuses: list[int] = [0] * n
+    codes: list[str | None] = [None] * n
+    latencies: list[float] = [0.0] * n
+    lock = threading.Lock()
+    cursor = [0]
+    deadline = time.monotonic() + float(spec.get("timeout", 600))
+
+    def work() -> None:
+        connections: dict[int, http.client.HTTPConnection] = {}
+        while time.monotonic() < deadline:
+            with lock:
+                i = cursor[0]
+                cursor[0] += 1
+            if i >= n:
+                break
+            port, method, path, headers, body = requests[i]
+            conn = connections.get(port)
+            if conn is None:
+                conn = connections[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            began = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                statuses[i] = response.status
+                codes[i] = _code(payload)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+            latencies[i] = (time.perf_counter() - began) * 1000
+        for conn in connections.values():
+            conn.close()
+
+    threads = [
+        threading.Thread(target=work, daemon=True)
+        for _ in range(max(1, int(spec.get("connections", 1))))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "statuses": statuses,
+        "codes": codes,
+        "latencies_ms": [round(x, 4) for x in latencies],
+    }
+
+
 def main() -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        result = burst(json.loads(line))
+        spec = json.loads(line)
+        result = request_list(spec) if spec.get("mode") == "list" else burst(spec)
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
 

@@ -7,6 +7,11 @@ runner calls it as a subprocess and reads one JSON line from its output.
 - ``sizes``: table rows and bytes, and Redis keys, for the flood report.
 - ``queries``: SQL queries (``CaptureQueriesContext``) and Redis round trips per request for
   each scenario, through the Django test client on the same settings and database.
+- ``watermark``: the highest ``AuthEvent`` id now (events after it belong to what follows).
+- ``drain``: ``manage.py auth401_drain`` (events recorded in the stream -> ``AuthEvent``) when
+  the installed auth401 has that command; says whether it ran.
+- ``events``: ``AuthEvent`` rows after a watermark (optionally one path or one username): how
+  many, per code, how many distinct request ids, and ``[request id, code]`` pairs on request.
 """
 
 from __future__ import annotations
@@ -37,22 +42,32 @@ def _installed(app: str) -> bool:
     return apps.is_installed(app)
 
 
-def _redis_client() -> Any:
-    from django.core.cache import cache
+_REDIS: list[Any] = []
 
-    inner = getattr(cache, "_cache", None)
-    if inner is None or not hasattr(inner, "get_client"):
+
+def _redis_client() -> Any:
+    """A redis-py client on the cache's Redis (from ``CACHES``), or None without Redis."""
+    from django.conf import settings
+
+    config = settings.CACHES["default"]
+    if not config["BACKEND"].endswith("RedisCache"):
         return None
-    return inner.get_client(write=True)
+    if not _REDIS:
+        import redis
+
+        _REDIS.append(redis.Redis.from_url(config["LOCATION"]))
+    return _REDIS[0]
 
 
 def _redis_keys() -> list[bytes]:
-    from django.core.cache import cache
+    """This stack's keys: Django's cache keys are ``<KEY_PREFIX>:<version>:<key>``."""
+    from django.conf import settings
 
     client = _redis_client()
     if client is None:
         return []
-    return list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return list(client.scan_iter(match=f"{prefix}:*", count=1000))
 
 
 def _clear_redis() -> int:
@@ -66,17 +81,15 @@ def _clear_redis() -> int:
 def _failure_models() -> list[Any]:
     from django.apps import apps
 
+    wanted = [("auth401", "AuthEvent"), ("auth401", "FailureCounter")]
+    wanted += [("axes", "AccessAttempt"), ("axes", "AccessFailureLog")]
     found = []
-    if _installed("auth401"):
-        found += [
-            apps.get_model("auth401", "AuthEvent"),
-            apps.get_model("auth401", "FailureCounter"),
-        ]
-    if _installed("axes"):
-        found += [
-            apps.get_model("axes", "AccessAttempt"),
-            apps.get_model("axes", "AccessFailureLog"),
-        ]
+    for app, name in wanted:
+        if _installed(app):
+            try:
+                found.append(apps.get_model(app, name))
+            except LookupError:  # a model this version does not have
+                continue
     return found
 
 
@@ -108,7 +121,10 @@ def prepare(pool: int) -> dict[str, Any]:
         [model(username=name, password=hashed) for name in pool_names(pool)], batch_size=1000
     )
     reset()
-    return {"token": str(AccessToken.for_user(alice)), "users": pool + 1}
+    from django.conf import settings
+
+    limit = getattr(settings, "AUTH401", {}).get("FAILURE_LIMIT") if _installed("auth401") else None
+    return {"token": str(AccessToken.for_user(alice)), "users": pool + 1, "failure_limit": limit}
 
 
 def _table_bytes(table: str) -> int | None:
@@ -129,11 +145,15 @@ def _table_bytes(table: str) -> int | None:
 
 
 def sizes() -> dict[str, Any]:
+    from django.apps import apps
     from django.db.models import Max
     from django.db.models.functions import Length
 
     report: dict[str, Any] = {}
-    for model in _failure_models():
+    models = list(_failure_models())
+    if _installed("auth401"):  # and any other table this auth401 version keeps
+        models += [m for m in apps.get_app_config("auth401").get_models() if m not in models]
+    for model in models:
         table = model._meta.db_table
         entry: dict[str, Any] = {"rows": model.objects.count(), "bytes": _table_bytes(table)}
         if model._meta.model_name == "accessattempt":
@@ -144,6 +164,76 @@ def sizes() -> dict[str, Any]:
         report[table] = entry
     if _redis_client() is not None:
         report["redis_keys"] = len(_redis_keys())
+        report["redis_streams"] = _stream_lengths()
+    return report
+
+
+def _stream_lengths() -> dict[str, int]:
+    """The Redis streams of this stack (and any outside the benchmark stacks' prefixes, such
+    as a counter store with a prefix of its own) and their lengths (XLEN)."""
+    from django.conf import settings
+
+    mine = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
+    client = _redis_client()
+    found: dict[str, int] = {}
+    for key in client.scan_iter(count=1000, _type="stream"):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name.startswith(mine) or not name.startswith("auth401-bench-"):
+            found[name] = int(client.xlen(key))
+    return found
+
+
+def _event_model() -> Any:
+    from django.apps import apps
+
+    return apps.get_model("auth401", "AuthEvent") if _installed("auth401") else None
+
+
+def watermark() -> dict[str, Any]:
+    from django.db.models import Max
+
+    model = _event_model()
+    if model is None:
+        return {"max_id": None}
+    return {"max_id": model.objects.aggregate(top=Max("id"))["top"] or 0}
+
+
+def drain() -> dict[str, Any]:
+    """Run ``auth401_drain`` once, if this auth401 has it (documented management API)."""
+    import io
+
+    from django.core.management import call_command, get_commands
+
+    if "auth401_drain" not in get_commands():
+        return {"drain": False}
+    out = io.StringIO()
+    call_command("auth401_drain", stdout=out, stderr=out)
+    return {"drain": True, "output": out.getvalue().strip()[-500:]}
+
+
+def events(
+    after_id: int, path: str, username: str, with_ids: bool, username_prefix: str = ""
+) -> dict[str, Any]:
+    from django.db.models import Count
+
+    model = _event_model()
+    if model is None:
+        return {"rows": None}
+    rows = model.objects.filter(id__gt=after_id)
+    if path:
+        rows = rows.filter(path=path)
+    if username:
+        rows = rows.filter(username=username)
+    if username_prefix:
+        rows = rows.filter(username__startswith=username_prefix)
+    by_code = {r["code"]: r["n"] for r in rows.values("code").annotate(n=Count("id"))}
+    report: dict[str, Any] = {
+        "rows": sum(by_code.values()),
+        "by_code": by_code,
+        "distinct_request_ids": rows.values("request_id").distinct().count(),
+    }
+    if with_ids:
+        report["request_ids"] = [list(pair) for pair in rows.values_list("request_id", "code")]
     return report
 
 
@@ -234,7 +324,15 @@ def queries(token: str, tampered: str, pool: int, show_sql: bool) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stack")
-    parser.add_argument("command", choices=["prepare", "reset", "sizes", "queries"])
+    parser.add_argument(
+        "command",
+        choices=["prepare", "reset", "sizes", "queries", "watermark", "drain", "events"],
+    )
+    parser.add_argument("--after-id", type=int, default=0)
+    parser.add_argument("--path", default="")
+    parser.add_argument("--username", default="")
+    parser.add_argument("--username-prefix", default="")
+    parser.add_argument("--request-ids", action="store_true")
     parser.add_argument("--pool", type=int, default=200)
     parser.add_argument("--token", default="")
     parser.add_argument("--tampered", default="")
@@ -248,6 +346,14 @@ def main(argv: list[str] | None = None) -> None:
         result = reset()
     elif args.command == "sizes":
         result = sizes()
+    elif args.command == "watermark":
+        result = watermark()
+    elif args.command == "drain":
+        result = drain()
+    elif args.command == "events":
+        result = events(
+            args.after_id, args.path, args.username, args.request_ids, args.username_prefix
+        )
     else:
         result = queries(args.token, args.tampered, args.pool, args.show_sql)
     sys.stdout.write(json.dumps(result) + "\n")
