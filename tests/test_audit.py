@@ -233,3 +233,20 @@ def test_admin_change_rows(user_factory):
         root,
         "bob",
     )
+
+
+def test_wrong_password_with_a_malformed_body_is_still_audited(user, api_client):
+    response = api_client.generic(
+        "POST",
+        "/api/order/basic-only/",
+        "{not json",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic("alice", "wrong"),
+    )
+    assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
+    event = AuthEvent.objects.get()
+    assert (event.code, event.username, event.request_id) == (
+        "credentials_invalid",
+        "alice",
+        response["X-Request-ID"],
+    )

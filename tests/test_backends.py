@@ -197,3 +197,48 @@ def test_real_and_unknown_usernames_do_the_same_work_at_every_step(
     assert right["answer"][1]["code"] == "account_locked"
     # after the answers, the lock's mirrors: alice's AccountStatus shows it
     assert AccountStatus.objects.get(user=user).automatic
+
+
+# -- the async API (aauthenticate, aget_user) goes through the same gate ------------------------
+
+
+def _login_request():
+    from django.test import RequestFactory
+
+    return RequestFactory().post("/accounts/login/")  # no middleware: rows written at once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_aauthenticate_counts_and_locks_like_authenticate(user, auth401_settings):
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth import aauthenticate
+
+    from auth401 import backends
+    from auth401.models import AuthEvent
+    from tests.conftest import PASSWORD
+
+    auth401_settings(FAILURE_LIMIT=2, IP_FAILURE_LIMIT=1000)
+    requests = [_login_request() for _ in range(3)]
+    for request in requests[:2]:
+        assert async_to_sync(aauthenticate)(request, username="alice", password="nope") is None
+    # locked: even the right password is refused, through the async API too
+    assert async_to_sync(aauthenticate)(requests[2], username="alice", password=PASSWORD) is None
+    answers = [backends.stashed_failure(r).code for r in requests]
+    assert answers == ["credentials_invalid", "account_locked", "account_locked"]
+    assert lockout.peek("alice").locked_ms > 0
+    drain.drain()  # no middleware: nobody drained the Redis stream after a response
+    codes = sorted(AuthEvent.objects.values_list("code", flat=True))
+    assert codes == ["account_locked", "account_locked", "auto_lock", "credentials_invalid"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_aget_user_refuses_a_suspended_account(user):
+    from asgiref.sync import async_to_sync
+
+    from auth401 import accounts
+    from auth401.backends import Auth401Backend
+
+    backend = Auth401Backend()
+    assert async_to_sync(backend.aget_user)(user.pk) == user
+    accounts.suspend(user, reason="review")
+    assert async_to_sync(backend.aget_user)(user.pk) is None

@@ -471,6 +471,8 @@ def test_ipv6_addresses_lock_as_their_64(user, api_client, auth401_settings):
     response = login(api_client, "alice", PASSWORD, REMOTE_ADDR="2001:db8::ffff")
     assert code(response) == "address_locked"
     assert [a.address for a in lockout.locked_addresses()] == ["2001:db8::/64"]
+    assert lockout.peek("2001:db8::77", ip=True).locked_ms > 0
+    assert lockout.peek("2001:db8:0:1::1", ip=True).locked_ms == 0  # the next /64 is not
     assert accounts.unlock_address("2001:db8::/64") is True
 
 
