@@ -242,7 +242,7 @@ class DatabaseCounters:
                         # Confirmed failures at the limit without a lock (counted in Redis
                         # and drained here): the lock is due now.
                         lock = self._lock(conn, cursor, key, (failures, locked_until, level), now)
-                        refusal = Begin(False, key, lock.ms, store=self)
+                        refusal = Begin(False, key, lock.ms, store=self, lock=lock)
                         break
             if refusal is not None or len(held) < len(lockable):
                 self._give_back(conn, cursor, held)

@@ -46,35 +46,53 @@ local function xadd(payload)
 end
 """
 
-# KEYS: per key (n, lock, f); stream; seq.  ARGV: deadline, maxlen, attempt, slot ttl,
-# then per key (limit, lockable, refusal event).
+# KEYS: per key (n, lock, level, f); stream; seq.  ARGV: deadline, maxlen, attempt, slot ttl,
+# base, ceiling, memory, then per key (limit, lockable, refusal event).
 _BEGIN = (
     _CLOCK
     + _XADD
     + """
-local nk = (#KEYS - 2) / 3
+local nk = (#KEYS - 2) / 4
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    local ttl = redis.call('PTTL', KEYS[i * 3 + 2])
+  if ARGV[8 + i * 3 + 1] == '1' then
+    local ttl = redis.call('PTTL', KEYS[i * 4 + 2])
     if ttl > 0 then
-      xadd(ARGV[5 + i * 3 + 2])
+      xadd(ARGV[8 + i * 3 + 2])
       return {now, 0, i + 1, ttl}
     end
   end
 end
+-- Confirmed failures at the limit without a lock (counted while the lockout was off, or
+-- before the limit was lowered): the lock is due now, not a busy answer until the window ends.
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i * 3 + 3], '-inf', now)
-    local failures = tonumber(redis.call('GET', KEYS[i * 3 + 1]) or '0')
-    local flying = redis.call('ZCARD', KEYS[i * 3 + 3])
-    if failures + flying >= tonumber(ARGV[5 + i * 3]) then return {now, 0, 0, 0} end
+  local k = i * 4
+  local a = 8 + i * 3
+  if ARGV[a + 1] == '1' then
+    local failures = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+    if failures >= tonumber(ARGV[a]) then
+      local level = redis.call('INCR', KEYS[k + 3])
+      local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
+      redis.call('SET', KEYS[k + 2], level, 'PX', d)
+      redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
+      redis.call('DEL', KEYS[k + 1])
+      xadd(ARGV[a + 2])
+      return {now, 0, i + 1, d, level, failures}
+    end
+  end
+end
+for i = 0, nk - 1 do
+  if ARGV[8 + i * 3 + 1] == '1' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i * 4 + 4], '-inf', now)
+    local failures = tonumber(redis.call('GET', KEYS[i * 4 + 1]) or '0')
+    local flying = redis.call('ZCARD', KEYS[i * 4 + 4])
+    if failures + flying >= tonumber(ARGV[8 + i * 3]) then return {now, 0, 0, 0} end
   end
 end
 local ttl = tonumber(ARGV[4])
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    redis.call('ZADD', KEYS[i * 3 + 3], now + ttl, ARGV[3])
-    redis.call('PEXPIRE', KEYS[i * 3 + 3], ttl)
+  if ARGV[8 + i * 3 + 1] == '1' then
+    redis.call('ZADD', KEYS[i * 4 + 4], now + ttl, ARGV[3])
+    redis.call('PEXPIRE', KEYS[i * 4 + 4], ttl)
   end
 end
 return {now, 1, 0, 0}
@@ -243,19 +261,22 @@ class RedisCounters:
             )
 
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        _window, base, ceiling, memory = policy()
         names: list[str] = []
-        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS]
+        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS, base, ceiling, memory]
         for key in keys:
-            n, lock, _level, flight = self.names(key.name)
-            names += [n, lock, flight]
+            names += list(self.names(key.name))
             args += [key.limit, int(key.lockable), json.dumps(refusals.get(key.kind, {}))]
         out = self._run("begin", [*names, self.stream, self.seq], args)
         if int(out[1]) == 1:
             return Begin(True, store=self)
         index = int(out[2])
-        if index:
-            return Begin(False, keys[index - 1], int(out[3]), store=self)
-        return Begin(False, store=self)
+        if not index:
+            return Begin(False, store=self)
+        key, ms = keys[index - 1], int(out[3])
+        # Six values: the lock was decided by this call (a count already at the limit).
+        lock = Lock(key, ms, int(out[4]), int(out[5])) if len(out) > 4 else None
+        return Begin(False, key, ms, store=self, lock=lock)
 
     def fail(
         self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
