@@ -272,7 +272,7 @@ def _build() -> Any:
     if is_redis(cache):
         from .redis import RedisCounters
 
-        return FallbackCounters(RedisCounters(cache), database)
+        return FallbackCounters(RedisCounters(cache, seed=database.live_rows), database)
     return database  # "cache" with a per-process cache is refused by check auth401.W006
 
 
