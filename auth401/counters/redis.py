@@ -409,9 +409,8 @@ class RedisCounters:
             )
             if not int(copied):
                 return  # another process has copied them
-        if check:
-            # A new Redis with nothing to copy is no news; one that lost counters is.
-            (logger.warning if entries else logger.info)(
+        if check and entries:  # a new Redis with nothing to copy is no news
+            logger.warning(
                 "auth401: the counter Redis had no epoch (restarted without persistence, "
                 "failed over, or new): %d locks and counts copied from the database",
                 len(entries),
