@@ -282,7 +282,8 @@ REDIS_EVICTION = "auth401.W010"
 
 def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """auth401.W010: the counters' Redis may evict keys (a lock or a count could vanish under
-    memory pressure).  Read with CONFIG GET where the server allows it; any error (no
+    memory pressure), or has no AOF persistence (audit events not yet drained from its stream
+    are lost when it restarts).  Read with CONFIG GET where the server allows it; any error (no
     connection, CONFIG renamed or refused) is silence, never a failed check."""
     if validate(getattr(settings, SETTING_NAME, None)):
         return []
@@ -292,11 +293,14 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         store = redis_store()
         if store is None:
             return []
-        policy = store.client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+        config = store.client.config_get("maxmemory-policy")
+        config.update(store.client.config_get("appendonly"))
     except Exception:
         return []
+    found: list[CheckMessage] = []
+    policy = config.get("maxmemory-policy", "")
     if policy and policy != "noeviction":
-        return [
+        found.append(
             Warning(
                 f"The Redis of the auth401 counters evicts keys (maxmemory-policy={policy}).",
                 hint="Use a dedicated Redis for the counters with maxmemory-policy noeviction "
@@ -304,5 +308,15 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 "counts and audit events.",
                 id=REDIS_EVICTION,
             )
-        ]
-    return []
+        )
+    if config.get("appendonly", "") == "no":
+        found.append(
+            Warning(
+                "The Redis of the auth401 counters has no persistence (appendonly no).",
+                hint="Turn on AOF persistence (appendonly yes) on the counters' Redis: audit "
+                "events not yet drained from its stream are lost when it restarts (locks and "
+                "counts are copied back from the database).",
+                id=REDIS_EVICTION,
+            )
+        )
+    return found

@@ -12,7 +12,8 @@ counter calls, so neither answer nor timing tells whether a username exists):
 1. ``lookup``: the user and its ``AccountStatus`` in one query (plain ORM,
    ``select_related``); a denied network (``ALWAYS_LOCK_NETWORKS``) is refused first.
 2. ``lock check``: one counter call (``lockout.begin``): a locked key refuses (its event is
-   recorded in the same call), a full in-flight bound answers ``login_busy``.
+   recorded in the same call), and so does a key whose confirmed failures already reach its
+   limit (it locks now; the lock is mirrored), a full in-flight bound answers ``login_busy``.
 3. ``password check``: the hasher runs, also for unknown usernames.
 4. wrong: one counter call counts it, records its event and locks what reached its limit;
    right: one call gives the place back, then ``account state`` (``accounts.failure_for``).
@@ -109,6 +110,8 @@ def decide(
         verdict.failure = Auth401Error(code, scheme=scheme, retry_after=answer.locked_ms / 1000)
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
+        if answer.lock is not None:  # decided by this call: mirrored like any other
+            mirror(request, [answer.lock], username=str(username), user=user, ip=ip)
         return verdict
     if answer.busy:
         verdict.step("lock check", "busy: the in-flight bound is full")

@@ -44,12 +44,15 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return self
-            except redis.RedisError:
-                time.sleep(0.05)
+        try:
+            for _ in range(100):
+                try:
+                    if client.ping():
+                        return self
+                except redis.RedisError:
+                    time.sleep(0.05)
+        finally:
+            client.close()  # not left to the garbage collector (an unclosed socket warns)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
     def kill(self) -> None:

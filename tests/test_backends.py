@@ -181,6 +181,9 @@ def test_real_and_unknown_usernames_do_the_same_work_at_every_step(
     from auth401 import counters
 
     auth401_settings(COUNTER_STORE=store, FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000)
+    # A Redis without the epoch copies the database's counters in on its first call (once,
+    # whatever the name): done here, before the work is compared.
+    counters.get_store().peek(lockout.ip_key("10.0.0.9"))
     counted = CountingStore(counters.get_store())
     monkeypatch.setattr(lockout, "get_store", lambda: counted)
     steps = ["first failure", "second failure", "the locking one", "refusal", "refusal"]

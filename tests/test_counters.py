@@ -63,12 +63,26 @@ def redis_store(private_redis):
 
 @pytest.mark.django_db
 def test_an_evicting_counter_redis_is_a_warning(private_redis, redis_store):
+    def eviction() -> list:
+        return [w for w in check_counter_redis() if "maxmemory-policy" in w.msg]
+
     private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
-    [warning] = check_counter_redis()
+    [warning] = eviction()
     assert warning.id == "auth401.W010"
     assert "maxmemory-policy=allkeys-lru" in warning.msg
     private_redis.client().config_set("maxmemory-policy", "noeviction")
-    assert check_counter_redis() == []
+    assert eviction() == []
+    private_redis.kill()
+    assert check_counter_redis() == []  # no connection: never a failed check
+
+
+@pytest.mark.django_db
+def test_a_counter_redis_without_persistence_is_a_warning(private_redis, redis_store):
+    # this test's redis-server runs without AOF (appendonly no) and never evicts
+    [warning] = check_counter_redis()
+    assert (warning.id, warning.level) == ("auth401.W010", logging.WARNING)
+    assert warning.msg == "The Redis of the auth401 counters has no persistence (appendonly no)."
+    assert "appendonly yes" in warning.hint
     private_redis.kill()
     assert check_counter_redis() == []  # no connection: never a failed check
 

@@ -64,7 +64,8 @@ def test_events_recorded_before_the_answer_survive_kill_9(undrained, user, setti
         for _ in range(200):
             try:
                 urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError:
+            except urllib.error.HTTPError as exc:
+                exc.close()  # its socket, not left to the garbage collector
                 break  # it answers (401)
             except OSError:
                 time.sleep(0.05)
@@ -76,6 +77,7 @@ def test_events_recorded_before_the_answer_survive_kill_9(undrained, user, setti
             with pytest.raises(urllib.error.HTTPError) as answer:
                 urllib.request.urlopen(request, timeout=10)
             request_ids.append(answer.value.headers["X-Request-ID"])
+            answer.value.close()
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
     finally:

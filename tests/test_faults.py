@@ -307,3 +307,85 @@ def test_a_script_run_after_its_deadline_does_nothing(private_redis, user):
     peeked = store.peek(keys[1].name)
     assert (peeked.failures, peeked.in_flight, peeked.locked_ms) == (0, 0, 0)
     assert private_redis.client().xlen(store.stream) == 0
+
+
+def test_redis_restarted_empty_unnoticed_locks_counts_and_levels_hold(
+    private_redis, counting_hasher, user_factory, client, auth401_settings
+):
+    """A Redis killed and restarted empty with no request in between (the process never sees
+    it fail: its client reconnects): the next call finds no epoch and copies the database's
+    locks, lock levels and counts back before it answers, for real and unknown names and
+    addresses alike."""
+    import time as _time
+    from datetime import timedelta
+
+    from auth401 import drain
+
+    def attempt(name: str, password: str, ip: str) -> Any:
+        return client.get(ME, HTTP_AUTHORIZATION=basic(name, password), REMOTE_ADDR=ip)
+
+    alice, bob = user_factory("alice"), user_factory("bob")
+    auth401_settings(
+        IP_FAILURE_LIMIT=4,
+        LOCKOUT_DURATION=timedelta(seconds=1),
+        LOCKOUT_MAX_DURATION=timedelta(hours=1),
+    )
+    # ghost (unknown): locked once, the lock over, locked again: level 2
+    for i in range(3):
+        attempt("ghost", f"guess-{i}", f"10.0.1.{i}")
+    _time.sleep(1.2)
+    auth401_settings(LOCKOUT_DURATION=timedelta(minutes=10))
+    for i in range(3, 6):
+        attempt("ghost", f"guess-{i}", f"10.0.1.{i}")
+    # alice (real) locked; an address locked by four names; bob and dave counted twice
+    for i in range(3):
+        attempt("alice", f"guess-{i}", "10.0.0.1")
+    for i in range(4):
+        attempt(f"n{i}", "guess", "10.0.0.3")
+    for i in range(2):
+        assert_answer(attempt("bob", f"guess-{i}", "10.0.0.5"), "credentials_invalid")
+        assert_answer(attempt("dave", f"guess-{i}", "10.0.0.4"), "credentials_invalid")
+    drain.drain()  # the counts reach the database (the locks are mirrored after each answer)
+
+    def state() -> dict[str, tuple[int, int, bool]]:
+        peeks = {
+            "ghost": lockout.peek("ghost"),
+            "alice": lockout.peek("alice", user=alice),
+            "bob": lockout.peek("bob", user=bob),
+            "dave": lockout.peek("dave"),
+            "n0": lockout.peek("n0"),
+            "10.0.0.3": lockout.peek("10.0.0.3", ip=True),
+            "10.0.0.4": lockout.peek("10.0.0.4", ip=True),
+        }
+        return {k: (p.failures, p.level, p.locked_ms > 0) for k, p in peeks.items()}
+
+    before = state()
+    assert before == {
+        "ghost": (0, 2, True),
+        "alice": (0, 1, True),
+        "bob": (2, 0, False),
+        "dave": (2, 0, False),
+        "n0": (1, 0, False),
+        "10.0.0.3": (0, 1, True),
+        "10.0.0.4": (2, 0, False),
+    }
+    ghost_left = lockout.peek("ghost").locked_ms
+
+    private_redis.kill()
+    private_redis.start()  # empty: no persistence here; no request saw it gone
+    counting_hasher.reset()
+
+    # The unknown name is refused like before, no password checked (no enumeration oracle)
+    ghost = assert_answer(attempt("ghost", "guess-9", "10.0.2.1"), "account_locked")
+    assert ghost_left - 60_000 < ghost["retry_after"] * 1000 <= ghost_left + 1000
+    assert_answer(attempt("alice", PASSWORD, "10.0.2.2"), "account_locked")
+    assert_answer(attempt("n0", "guess", "10.0.0.3"), "address_locked")
+    assert counting_hasher.calls == 0
+    assert state() == before
+    assert [a.address for a in lockout.locked_addresses()] == ["10.0.0.3"]
+    # counting goes on from the counts before the restart: dave's third failure locks
+    assert_answer(
+        attempt("dave", "guess-2", "10.0.2.3"), "account_locked", exact={"retry_after": 600}
+    )
+    assert counting_hasher.calls == 1
+    assert lockout.peek("dave").level == 1

@@ -513,3 +513,55 @@ def test_decide_dry_run_takes_no_slot_and_counts_nothing(user, auth401_settings)
     right = decision.decide(None, "alice", PASSWORD, scheme="Basic", dry_run=True)
     assert (right.user, right.failure) == (user, None)
     assert right.trace[-1] == ("account state", "may log in")
+
+
+# -- a count already at the limit without a lock ----------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["redis", "database"])
+@pytest.mark.django_db(transaction=True)
+def test_a_count_already_at_the_limit_locks_at_the_next_attempt(
+    store, request, counting_hasher, user, client, auth401_settings
+):
+    """Failures counted while the lockout was off reach the limit without a lock: the next
+    attempt (right password or wrong, real or unknown name) is refused with the lock, no
+    password checked, never ``login_busy``; once the lock ends the right password works."""
+    import time as _time
+
+    from auth401.models import FailureCounter
+    from tests.test_catalogue import assert_answer
+
+    if store == "redis":
+        request.getfixturevalue("private_redis")  # FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000
+    else:
+        auth401_settings(COUNTER_STORE="database", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000)
+    auth401_settings(
+        LOCKOUT_ENABLED=False,
+        LOCKOUT_DURATION=timedelta(seconds=1),
+        LOCKOUT_MAX_DURATION=timedelta(seconds=4),
+    )
+    for name in ("alice", "ghost"):
+        for i in range(5):
+            assert_answer(login(client, name, f"wrong-{i}"), "credentials_invalid")
+    auth401_settings(LOCKOUT_ENABLED=True)
+    counting_hasher.reset()
+
+    for name, password in (("alice", PASSWORD), ("ghost", "wrong-5"), ("alice", "wrong-6")):
+        assert_answer(login(client, name, password), "account_locked", exact={"retry_after": 1})
+    assert counting_hasher.calls == 0
+    # Each lock is mirrored like one ``fail`` decides (level 1, its count reset) ...
+    for key in (lockout.username_key("alice", user), lockout.username_key("ghost")):
+        row = FailureCounter.objects.get(counter_key=key)
+        assert (row.lock_level, row.failures, row.locked_until > 0) == (1, 0, True)
+    assert AccountStatus.objects.get(user=user).automatic
+    # ... and each refusal recorded (three), each lock too (two)
+    assert AuthEvent.objects.filter(code="account_locked").count() == 3
+    assert AuthEvent.objects.filter(code="auto_lock").count() == 2
+    assert (lockout.peek("alice").failures, lockout.peek("ghost").failures) == (0, 0)
+
+    _time.sleep(1.2)  # the lock ends (Redis keeps its own time: no time machine)
+    response = login(client, "alice", PASSWORD)
+    assert response.status_code == 200, response.content
+    assert counting_hasher.calls == 1
+    assert_answer(login(client, "ghost", "wrong-7"), "credentials_invalid")
+    assert lockout.peek("ghost").failures == 1

@@ -6,9 +6,10 @@ for the database, so concurrent attempts from many processes never race (django-
 The interface (``Counters``):
 
 - ``begin(keys, attempt, refusals)``: refuse when a key is locked (and record that key's
-  refusal event in the same call), else admit only when *confirmed failures + checks in
-  flight* stay below every key's limit, and add the attempt to the in-flight set.  No
-  password is checked before it answers.
+  refusal event in the same call); lock, and refuse alike, a key whose confirmed failures
+  already reach its limit without a lock (``Begin.lock``); else admit only when *confirmed
+  failures + checks in flight* stay below every key's limit, and add the attempt to the
+  in-flight set.  No password is checked before it answers.
 - ``fail(keys, attempt, event, locked)``: a wrong password: remove the attempt from the
   in-flight set, count the failure, lock every key that reached its limit (doubling per
   repeat up to ``LOCKOUT_MAX_DURATION``) and record ``event`` (or, when it locked, the
@@ -64,6 +65,9 @@ class Begin:
     locked_ms: int = 0
     #: the store that answered: ``fail``/``release`` go to the same one
     store: Any = None
+    #: the lock this call decided (a key whose confirmed failures already reached its limit
+    #: without a lock): mirrored like a lock ``fail`` decides
+    lock: Lock | None = None
 
     @property
     def busy(self) -> bool:
@@ -268,7 +272,7 @@ def _build() -> Any:
     if is_redis(cache):
         from .redis import RedisCounters
 
-        return FallbackCounters(RedisCounters(cache), database)
+        return FallbackCounters(RedisCounters(cache, seed=database.live_rows), database)
     return database  # "cache" with a per-process cache is refused by check auth401.W006
 
 

@@ -242,7 +242,7 @@ class DatabaseCounters:
                         # Confirmed failures at the limit without a lock (counted in Redis
                         # and drained here): the lock is due now.
                         lock = self._lock(conn, cursor, key, (failures, locked_until, level), now)
-                        refusal = Begin(False, key, lock.ms, store=self)
+                        refusal = Begin(False, key, lock.ms, store=self, lock=lock)
                         break
             if refusal is not None or len(held) < len(lockable):
                 self._give_back(conn, cursor, held)
@@ -399,13 +399,16 @@ class DatabaseCounters:
                 )
 
     def live_rows(self) -> list[FailureCounter]:
-        """Rows with a lock or a count in force now (to reseed Redis after an outage)."""
+        """Rows with a lock, a remembered lock level or a count in force now (to reseed Redis
+        after an outage or when it has lost its keys)."""
         from django.db.models import Q
 
         now = now_ms()
+        remembered = now - policy()[3]
         return list(
             FailureCounter.objects.filter(
-                Q(locked_until__gt=now) | Q(window_ends__gt=now, failures__gt=0)
+                Q(locked_until__gt=remembered, lock_level__gt=0)
+                | Q(window_ends__gt=now, failures__gt=0)
             )
         )
 

@@ -39,55 +39,83 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[1]) then return {now, -1} end
 """
 
+# The epoch marker (the last key): missing, this Redis has lost (or never had) the counters
+# that the database mirrors (a restart without persistence, a failover to a replica that had
+# not got them, a new server).  The script then does nothing and says so; the caller copies
+# the database's locks and counts in and runs it again.
+_EPOCH = """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {now, -2} end
+"""
+
 _XADD = """
 local function xadd(payload)
-  local seq = redis.call('INCR', KEYS[#KEYS])
-  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', payload)
+  local seq = redis.call('INCR', KEYS[#KEYS - 1])
+  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', payload)
 end
 """
 
-# KEYS: per key (n, lock, f); stream; seq.  ARGV: deadline, maxlen, attempt, slot ttl,
-# then per key (limit, lockable, refusal event).
+# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
+# slot ttl, base, ceiling, memory, then per key (limit, lockable, refusal event).
 _BEGIN = (
     _CLOCK
+    + _EPOCH
     + _XADD
     + """
-local nk = (#KEYS - 2) / 3
+local nk = (#KEYS - 3) / 4
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    local ttl = redis.call('PTTL', KEYS[i * 3 + 2])
+  if ARGV[8 + i * 3 + 1] == '1' then
+    local ttl = redis.call('PTTL', KEYS[i * 4 + 2])
     if ttl > 0 then
-      xadd(ARGV[5 + i * 3 + 2])
+      xadd(ARGV[8 + i * 3 + 2])
       return {now, 0, i + 1, ttl}
     end
   end
 end
+-- Confirmed failures at the limit without a lock (counted while the lockout was off, or
+-- before the limit was lowered): the lock is due now, not a busy answer until the window ends.
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i * 3 + 3], '-inf', now)
-    local failures = tonumber(redis.call('GET', KEYS[i * 3 + 1]) or '0')
-    local flying = redis.call('ZCARD', KEYS[i * 3 + 3])
-    if failures + flying >= tonumber(ARGV[5 + i * 3]) then return {now, 0, 0, 0} end
+  local k = i * 4
+  local a = 8 + i * 3
+  if ARGV[a + 1] == '1' then
+    local failures = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+    if failures >= tonumber(ARGV[a]) then
+      local level = redis.call('INCR', KEYS[k + 3])
+      local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
+      redis.call('SET', KEYS[k + 2], level, 'PX', d)
+      redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
+      redis.call('DEL', KEYS[k + 1])
+      xadd(ARGV[a + 2])
+      return {now, 0, i + 1, d, level, failures}
+    end
+  end
+end
+for i = 0, nk - 1 do
+  if ARGV[8 + i * 3 + 1] == '1' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i * 4 + 4], '-inf', now)
+    local failures = tonumber(redis.call('GET', KEYS[i * 4 + 1]) or '0')
+    local flying = redis.call('ZCARD', KEYS[i * 4 + 4])
+    if failures + flying >= tonumber(ARGV[8 + i * 3]) then return {now, 0, 0, 0} end
   end
 end
 local ttl = tonumber(ARGV[4])
 for i = 0, nk - 1 do
-  if ARGV[5 + i * 3 + 1] == '1' then
-    redis.call('ZADD', KEYS[i * 3 + 3], now + ttl, ARGV[3])
-    redis.call('PEXPIRE', KEYS[i * 3 + 3], ttl)
+  if ARGV[8 + i * 3 + 1] == '1' then
+    redis.call('ZADD', KEYS[i * 4 + 4], now + ttl, ARGV[3])
+    redis.call('PEXPIRE', KEYS[i * 4 + 4], ttl)
   end
 end
 return {now, 1, 0, 0}
 """
 )
 
-# KEYS: per key (n, lock, level, f); stream; seq.  ARGV: deadline, maxlen, attempt, window,
-# base, ceiling, memory, event, then per key (limit, lockable, the event when it locks).
+# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
+# window, base, ceiling, memory, event, then per key (limit, lockable, the event when it locks).
 _FAIL = (
     _CLOCK
+    + _EPOCH
     + _XADD
     + """
-local nk = (#KEYS - 2) / 4
+local nk = (#KEYS - 3) / 4
 local out = {now, 1}
 local payload = ARGV[8]
 for i = 0, nk - 1 do
@@ -123,7 +151,7 @@ return {now, 1}
 """
 )
 
-# KEYS: stream; seq.  ARGV: deadline, maxlen, events...
+# KEYS: stream; seq; epoch (unchecked: events count nothing).  ARGV: deadline, maxlen, events...
 _APPEND = (
     _CLOCK
     + _XADD
@@ -132,6 +160,29 @@ for i = 3, #ARGV do xadd(ARGV[i]) end
 return {now, 1}
 """
 )
+
+# KEYS: per row (n, lock, level); epoch.  ARGV: check, epoch value, then per row (failures,
+# their ttl, lock ttl, level, level ttl).  Writes only where Redis has nothing (NX); with
+# ``check`` does nothing when the epoch is already set (another process copied first); sets
+# the epoch when given one (the last batch).
+_SEED = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 0 end
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local k = i * 3
+  local a = 3 + i * 5
+  if tonumber(ARGV[a]) > 0 and tonumber(ARGV[a + 1]) > 0 then
+    redis.call('SET', KEYS[k + 1], ARGV[a], 'PX', ARGV[a + 1], 'NX')
+  end
+  if tonumber(ARGV[a + 2]) > 0 then
+    redis.call('SET', KEYS[k + 2], ARGV[a + 3], 'PX', ARGV[a + 2], 'NX')
+  end
+  if tonumber(ARGV[a + 4]) > 0 then
+    redis.call('SET', KEYS[k + 3], ARGV[a + 3], 'PX', ARGV[a + 4], 'NX')
+  end
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[#KEYS], ARGV[2]) end
+return 1
+"""
 
 # KEYS: stream, delivered, dropped.  ARGV: group, consumer, count.
 # Reads new entries for the group and counts the ones trimmed before anyone read them (a gap
@@ -163,6 +214,14 @@ class Late(Exception):
     """Redis ran the script after its deadline: it did nothing."""
 
 
+class Lost(Exception):
+    """Redis lost its epoch again right after the database's counters were copied in."""
+
+
+#: rows per seeding script (each batch is one atomic call)
+SEED_BATCH = 500
+
+
 def _location(alias: str) -> tuple[str, dict[str, Any]]:
     """The cache's first (primary) server URL, and its connection options (credentials, TLS,
     db) without the ones this client sets itself."""
@@ -179,10 +238,13 @@ class RedisCounters:
     """Counters in the Redis of the Django cache ``COUNTER_CACHE`` (its key prefix too), on
     this store's own client whose connect and read timeouts are ``COUNTER_TIMEOUT``."""
 
-    def __init__(self, cache: Any, alias: str | None = None) -> None:
+    def __init__(self, cache: Any, alias: str | None = None, seed: Any = None) -> None:
         import redis
 
         self.cache = cache
+        #: the database's live counter rows (``DatabaseCounters.live_rows``), copied in when
+        #: this Redis turns out to have lost them
+        self.seed = seed
         alias = alias or app_settings.COUNTER_CACHE
         timeout = app_settings.COUNTER_TIMEOUT.total_seconds()
         self.timeout_ms = int(timeout * 1000)
@@ -202,6 +264,7 @@ class RedisCounters:
                 ("release", _RELEASE),
                 ("append", _APPEND),
                 ("read", _READ),
+                ("seed", _SEED),
             )
         }
         self.offset_ms = 0  # Redis clock minus ours, learnt from each answer
@@ -211,6 +274,7 @@ class RedisCounters:
         self.seq = self._key("auth401:events:seq")
         self.delivered = self._key("auth401:events:delivered")
         self.dropped = self._key("auth401:events:dropped")
+        self.epoch = self._key("auth401:epoch")
 
     def _key(self, name: str) -> str:
         return self.cache.make_and_validate_key(name)
@@ -220,16 +284,27 @@ class RedisCounters:
         return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f"
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
-        for _ in range(2):
+        late = restored = False
+        while True:
             sent = now_ms()
             deadline = sent + self.offset_ms + self.timeout_ms
             out = self._scripts[name](keys=keys, args=[deadline, *args], client=self.client)
             self._clock(int(out[0]), sent)
-            if int(out[1]) != -1:
+            status = int(out[1])
+            if status >= 0:
                 return out
+            if status == -2:
+                # No epoch: this Redis lost the counters.  Copy the database's in, again.
+                if restored:
+                    raise Lost(name)
+                restored = True
+                self.restore()
+                continue
             # Run after its deadline: it did nothing.  An answer that came back in time
             # means the clocks disagreed (the offset is learnt now): once more.
-        raise Late(name)
+            if late:
+                raise Late(name)
+            late = True
 
     def _clock(self, redis_now: int, sent: int) -> None:
         offset = redis_now - (sent + now_ms()) // 2
@@ -243,19 +318,22 @@ class RedisCounters:
             )
 
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        _window, base, ceiling, memory = policy()
         names: list[str] = []
-        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS]
+        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS, base, ceiling, memory]
         for key in keys:
-            n, lock, _level, flight = self.names(key.name)
-            names += [n, lock, flight]
+            names += list(self.names(key.name))
             args += [key.limit, int(key.lockable), json.dumps(refusals.get(key.kind, {}))]
-        out = self._run("begin", [*names, self.stream, self.seq], args)
+        out = self._run("begin", [*names, self.stream, self.seq, self.epoch], args)
         if int(out[1]) == 1:
             return Begin(True, store=self)
         index = int(out[2])
-        if index:
-            return Begin(False, keys[index - 1], int(out[3]), store=self)
-        return Begin(False, store=self)
+        if not index:
+            return Begin(False, store=self)
+        key, ms = keys[index - 1], int(out[3])
+        # Six values: the lock was decided by this call (a count already at the limit).
+        lock = Lock(key, ms, int(out[4]), int(out[5])) if len(out) > 4 else None
+        return Begin(False, key, ms, store=self, lock=lock)
 
     def fail(
         self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
@@ -267,7 +345,7 @@ class RedisCounters:
             names += list(self.names(key.name))
             per_key += [key.limit, int(key.lockable), json.dumps(locked.get(key.kind, event))]
         args = [STREAM_MAXLEN, attempt, window, base, ceiling, memory, json.dumps(event)]
-        out = self._run("fail", [*names, self.stream, self.seq], args + per_key)
+        out = self._run("fail", [*names, self.stream, self.seq, self.epoch], args + per_key)
         return [
             Lock(keys[int(out[i]) - 1], int(out[i + 1]), int(out[i + 2]), int(out[i + 3]))
             for i in range(2, len(out), 4)
@@ -279,38 +357,64 @@ class RedisCounters:
     def append(self, events: list[dict]) -> None:
         if events:
             payload = [json.dumps(e) for e in events]
-            self._run("append", [self.stream, self.seq], [STREAM_MAXLEN, *payload])
+            self._run("append", [self.stream, self.seq, self.epoch], [STREAM_MAXLEN, *payload])
 
     def peek(self, key: str) -> Peek:
         n, lock, level, flight = self.names(key)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(n)
-        pipe.pttl(lock)
-        pipe.get(level)
-        pipe.zcount(flight, now_ms() + self.offset_ms, "+inf")
-        failures, ttl, lock_level, flying = pipe.execute()
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(self.epoch)
+            pipe.get(n)
+            pipe.pttl(lock)
+            pipe.get(level)
+            pipe.zcount(flight, now_ms() + self.offset_ms, "+inf")
+            epoch, failures, ttl, lock_level, flying = pipe.execute()
+            if epoch:
+                break
+            self.restore()
         return Peek(int(failures or 0), max(0, int(ttl)), int(lock_level or 0), int(flying))
 
     def clear(self, key: str) -> None:
         self.client.delete(*self.names(key))
 
     def reseed(self, rows: list[Any]) -> None:
-        """Write the database's locks and counts where Redis has none (``NX``): after an
-        outage, a lock decided before it (mirrored) or during it holds in Redis too."""
-        if not rows:
-            return
+        """After an outage: write the database's locks and counts where Redis has none
+        (``NX``): a lock decided before it (mirrored) or during it holds in Redis too."""
+        self.restore(rows, check=False)
+
+    def restore(self, rows: list[Any] | None = None, *, check: bool = True) -> None:
+        """Copy the database's live locks, remembered lock levels and counts (``rows``, else
+        ``seed()``) into Redis where it has none, then set the epoch.  With ``check``, a
+        process that finds the epoch already set (another copied first) stops there."""
+        if rows is None:
+            rows = list(self.seed()) if self.seed is not None else []
         now = now_ms()
         memory = policy()[3]
-        pipe = self.client.pipeline(transaction=False)
+        entries: list[tuple[list[str], list[Any]]] = []
         for row in rows:
             n, lock, level, _ = self.names(row.counter_key)
-            if row.locked_until > now:
-                ttl = row.locked_until - now
-                pipe.set(lock, row.lock_level or 1, px=ttl, nx=True)
-                pipe.set(level, row.lock_level or 1, px=ttl + memory, nx=True)
-            elif row.window_ends > now and row.failures:
-                pipe.set(n, row.failures, px=row.window_ends - now, nx=True)
-        pipe.execute()
+            failures = row.failures if row.window_ends > now else 0
+            lock_ttl = max(0, row.locked_until - now)
+            level_ttl = max(0, row.locked_until + memory - now) if row.lock_level else 0
+            values = [failures, max(0, row.window_ends - now), lock_ttl]
+            entries.append(([n, lock, level], [*values, row.lock_level or 1, level_ttl]))
+        batches = [entries[i : i + SEED_BATCH] for i in range(0, len(entries), SEED_BATCH)]
+        for index, batch in enumerate(batches or [[]]):
+            keys = [k for names, _ in batch for k in names]
+            args = [v for _, values in batch for v in values]
+            first, last = index == 0, index == len(batches or [[]]) - 1
+            head = ["1" if check and first else "0", str(now) if last else ""]
+            copied = self._scripts["seed"](
+                keys=[*keys, self.epoch], args=[*head, *args], client=self.client
+            )
+            if not int(copied):
+                return  # another process has copied them
+        if check and entries:  # a new Redis with nothing to copy is no news
+            logger.warning(
+                "auth401: the counter Redis had no epoch (restarted without persistence, "
+                "failed over, or new): %d locks and counts copied from the database",
+                len(entries),
+            )
 
     def prune(self) -> int:
         return 0  # Redis expires its own keys
