@@ -118,7 +118,7 @@ def run_suite(name: str, workdir: Path, unswapped: bool) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(target), str(HERE)])
     env["AUTH401_UNSWAPPED"] = "1" if unswapped else "0"
     print(f"== {name} {version}: {' '.join(files)}", flush=True)
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -146,7 +146,13 @@ def run_suite(name: str, workdir: Path, unswapped: bool) -> dict[str, str]:
         cwd=target,
         env=env,
         check=False,
+        # pytest's own summary counts the expected differences as failures: only this
+        # script's verdict (below) is printed, pytest's output only when it wrote no report
+        capture_output=True,
+        text=True,
     )
+    if not report.exists():
+        print(run.stdout[-6000:], run.stderr[-3000:])
     outcomes: dict[str, str] = {}
     if not report.exists():
         print(f"{name}: pytest wrote no report (it could not start)")
