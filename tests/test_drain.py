@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from django.db import connection
 from auth401 import counters, drain, events, lockout
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
+from tests.servers import start_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,31 +44,9 @@ def undrained(private_redis, auth401_settings):
 
 def test_events_recorded_before_the_answer_survive_kill_9(undrained, user, settings):
     port = undrained.port + 1
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
-        "AUTH401_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "AUTH401_TEST_COUNTERS": undrained.url,
-        "AUTH401_TEST_COUNTERS_PREFIX": settings.CACHES["counters"]["KEY_PREFIX"],
-        "PYTHONPATH": str(ROOT),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_server(port, undrained.url, settings.CACHES["counters"]["KEY_PREFIX"])
     try:
         url = f"http://127.0.0.1:{port}/api/me/"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError as exc:
-                exc.close()  # its socket, not left to the garbage collector
-                break  # it answers (401)
-            except OSError:
-                time.sleep(0.05)
         request_ids = []
         for i in range(4):
             request = urllib.request.Request(
@@ -216,39 +194,11 @@ def test_a_drained_failure_counts_in_the_database_for_an_outage(undrained, user,
     assert login(client, "alice", PASSWORD).status_code == 200
 
 
-def _start_server(port: int, redis_url: str, prefix: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
-        "AUTH401_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "AUTH401_TEST_COUNTERS": redis_url,
-        "AUTH401_TEST_COUNTERS_PREFIX": prefix,
-        "PYTHONPATH": str(ROOT),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/public/", timeout=1)
-            return server
-        except urllib.error.HTTPError:
-            return server
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise RuntimeError("the test server did not start")
-
-
 def test_two_servers_one_row_per_failure_and_the_lock_at_the_limit(undrained, user, settings):
     """A flood split across two server processes sharing the database and Redis."""
     prefix = settings.CACHES["counters"]["KEY_PREFIX"]
     ports = [undrained.port + 3, undrained.port + 4]
-    servers = [_start_server(port, undrained.url, prefix) for port in ports]
+    servers = [start_server(port, undrained.url, prefix) for port in ports]
     answers: list[str] = []
     try:
         start = threading.Barrier(20)

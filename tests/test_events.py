@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,11 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from auth401 import events, state
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
+from tests.servers import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,32 +78,13 @@ def test_an_event_holds_no_secret(rf):
 def test_sigterm_flushes_the_batch(private_redis):
     """A server process whose batch waits (a long AUDIT_BATCH_DELAY) writes it on SIGTERM."""
     port = private_redis.port + 2
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
-        "AUTH401_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "AUTH401_TEST_COUNTERS": private_redis.url,
-        "AUTH401_TEST_COUNTERS_PREFIX": "sigterm",
-        "PYTHONPATH": str(ROOT),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_server(port, private_redis.url, "sigterm")
     try:
         url = f"http://127.0.0.1:{port}/api/me/"
-        request_id = None
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError as answer:
-                request_id = answer.headers["X-Request-ID"]
-                break
-            except OSError:
-                time.sleep(0.05)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(url, timeout=10)
+        request_id = answer.value.headers["X-Request-ID"]
+        answer.value.close()
         assert request_id is not None
         assert not AuthEvent.objects.filter(request_id=request_id).exists()  # waiting
         os.kill(server.pid, signal.SIGTERM)
@@ -123,7 +102,6 @@ def test_an_idle_process_still_writes_its_batch_when_due(client, auth401_setting
     """No further response comes (an idle worker): the batch's timer writes the events once
     the oldest has waited AUDIT_BATCH_DELAY, instead of keeping them until a later request
     or a kill -9 loses them."""
-    import time
 
     auth401_settings(AUDIT_BATCH_DELAY=timedelta(milliseconds=200))
     client.get("/api/me/", HTTP_AUTHORIZATION="Bearer not.a.token")
