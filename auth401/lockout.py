@@ -145,10 +145,7 @@ def failed(
     event = {**event, "counted": counted}
     locked = {kind: {**e, "counted": counted} for kind, e in locked.items()}
     try:
-        store = get_store()
-        if hasattr(store, "primary"):
-            return store.fail(keys, attempt, event, locked, answer.store)
-        return store.fail(keys, attempt, event, locked)
+        return get_store().fail(keys, attempt, event, locked, admitted_by=answer.store)
     except DatabaseError:
         logger.exception("auth401: a failure could not be counted nor its audit event recorded")
         return []
@@ -157,11 +154,7 @@ def failed(
 def released(answer: Begin, keys: list[Key], attempt: str) -> None:
     """A right password (or an attempt that checked none): its place in flight goes back."""
     try:
-        store = get_store()
-        if hasattr(store, "primary"):
-            store.release(keys, attempt, answer.store)
-        else:
-            store.release(keys, attempt)
+        get_store().release(keys, attempt, admitted_by=answer.store)
     except DatabaseError:
         logger.exception("auth401: an in-flight entry could not be removed (it expires)")
 

@@ -96,10 +96,16 @@ class Counters(Protocol):
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin: ...
 
     def fail(
-        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+        self,
+        keys: list[Key],
+        attempt: str,
+        event: dict,
+        locked: dict[str, dict],
+        *,
+        admitted_by: Any = None,
     ) -> list[Lock]: ...
 
-    def release(self, keys: list[Key], attempt: str) -> None: ...
+    def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None: ...
 
     def append(self, events: list[dict]) -> None: ...
 
@@ -193,9 +199,12 @@ class FallbackCounters:
         attempt: str,
         event: dict,
         locked: dict[str, dict],
-        store: Any = None,
+        *,
+        admitted_by: Any = None,
     ) -> list[Lock]:
-        if store is self.fallback:
+        """``admitted_by``: the store whose ``begin`` admitted the attempt (``Begin.store``);
+        an attempt the database admitted is settled there."""
+        if admitted_by is self.fallback:
             return self.fallback.fail(keys, attempt, event, locked)
         if circuit.closed():
             try:
@@ -205,10 +214,10 @@ class FallbackCounters:
             except Exception as exc:
                 circuit.trip(exc)
         # Admitted by Redis, counted here: no place in flight to give back in this table.
-        return self.fallback.fail(keys, attempt, event, locked, False)
+        return self.fallback.fail(keys, attempt, event, locked, held=False)
 
-    def release(self, keys: list[Key], attempt: str, store: Any = None) -> None:
-        if store is self.fallback:
+    def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
+        if admitted_by is self.fallback:
             return self.fallback.release(keys, attempt)
         if circuit.closed():
             try:

@@ -167,8 +167,12 @@ class DatabaseCounters:
         attempt: str,
         event: dict,
         locked: dict[str, dict],
+        *,
         held: bool = True,
+        admitted_by: Any = None,
     ) -> list[Lock]:
+        """``held``: whether the attempt holds a place in flight here (not when Redis
+        admitted it and failed since)."""
         return _without_events_if_refused(self._fail, keys, attempt, event, locked, held)
 
     def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
@@ -333,7 +337,7 @@ class DatabaseCounters:
             insert_events(conn, cursor, [chosen])
         return locks
 
-    def release(self, keys: list[Key], attempt: str) -> None:
+    def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
         names = [k.name for k in keys if k.lockable]
         if names:
             with _transaction() as (conn, cursor):

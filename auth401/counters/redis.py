@@ -336,7 +336,13 @@ class RedisCounters:
         return Begin(False, key, ms, store=self, lock=lock)
 
     def fail(
-        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+        self,
+        keys: list[Key],
+        attempt: str,
+        event: dict,
+        locked: dict[str, dict],
+        *,
+        admitted_by: Any = None,
     ) -> list[Lock]:
         window, base, ceiling, memory = policy()
         names: list[str] = []
@@ -351,7 +357,7 @@ class RedisCounters:
             for i in range(2, len(out), 4)
         ]
 
-    def release(self, keys: list[Key], attempt: str) -> None:
+    def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
         self._run("release", [self.names(k.name)[3] for k in keys], [attempt])
 
     def append(self, events: list[dict]) -> None:
