@@ -75,12 +75,22 @@ def _wait(driver, css: str, timeout: float = 15):
 
 def _submit_and_wait(driver, element, css: str):
     """Click ``element`` and wait for the next page (the old one goes stale, ``css`` shows)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def gone(driver) -> bool:
+        # chromedriver may answer "unhandled inspector error" about an element of a page
+        # that is being replaced: that page is gone too.
+        try:
+            return expected_conditions.staleness_of(page)(driver)
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 15).until(gone)
     return _wait(driver, css)
 
 
