@@ -96,6 +96,7 @@ def decide(
         code = lockout.REFUSAL_CODES[answer.locked.kind]
         verdict.step("lock check", f"refused: {answer.locked.kind} locked")
         verdict.failure = Auth401Error(code, scheme=scheme, retry_after=answer.locked_ms / 1000)
+        verdict.failure.event_id = refusals[answer.locked.kind]["event_id"]
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
         if answer.lock is not None:  # decided by this call: mirrored like any other
@@ -135,6 +136,7 @@ def decide(
             code = lockout.REFUSAL_CODES[kind]
             failure = Auth401Error(code, scheme=scheme, retry_after=locks[0].ms / 1000)
             event = refusals[kind]
+        failure.event_id = event["event_id"]
         events.announce(request, failure, event)
         verdict.recorded = True
         verdict.failure = failure

@@ -21,7 +21,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.views import TokenViewBase
 
-from . import audit, responses
+from . import events, responses
 from .authentication import session_failure
 from .backends import stashed_failure
 from .codes import COOKIE_SCHEMES, HEADER_NOTE, PROBLEMS, SCHEMES_OR, translated
@@ -191,7 +191,7 @@ def challenges_for(request: Any, failure: Auth401Error, authenticators: list[Any
 def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> Response:
     """Record ``failure`` and answer it: a DRF ``Response`` (already rendered).  Django logs
     the response as any 4xx ("Unauthorized: /path"); auth401's own record adds the code."""
-    audit.record_failure(request, failure)
+    events.record_failure(request, failure)
     return responses.render(request, failure, challenges_for(request, failure, authenticators))
 
 
