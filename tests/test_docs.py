@@ -2,8 +2,8 @@
 ``auth401.conf`` (``DEFAULTS`` and ``RULES``) and every ``auth401_*`` command's options from its
 own argparse parser, as the code table is rendered from the catalogue (tests/test_readme.py).
 
-After changing a setting or a command's options, regenerate both pages with
-``AUTH401_UPDATE_DOCS=1 .venv/bin/python -m pytest tests/test_docs.py``."""
+After changing a setting, a command's options or a code, regenerate every generated table with
+``AUTH401_UPDATE_DOCS=1 .venv/bin/python -m pytest tests/test_readme.py tests/test_docs.py``."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def assert_generated(page: Path, name: str, block: str) -> None:
         text = page.read_text(encoding="utf-8")
         start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
     assert text[start:end] == block, (
-        f"docs/{page.name} is stale: run {UPDATE}=1 .venv/bin/python -m pytest tests/test_docs.py"
+        f"docs/{page.name} is stale: run {UPDATE}=1 .venv/bin/python -m pytest "
+        "tests/test_readme.py tests/test_docs.py"
     )
 
 
