@@ -240,3 +240,25 @@ def test_command_reference_is_generated_from_the_parsers():
     assert "| `--reason REASON` |" in reference
     assert "| `--by BY` |" in reference
     assert "| `--follow` |" in reference
+
+
+# -- the changelog ----------------------------------------------------------------------------
+
+CHANGELOG = DOCS / "changelog.md"
+
+
+def test_changelog_is_keep_a_changelog():
+    text = CHANGELOG.read_text(encoding="utf-8")
+    versions = re.findall(r"^## \[(.+?)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.M)
+    assert versions[0] == ("Unreleased", "")
+    assert all(date for _, date in versions[1:]) and ("0.1.0", "2026-12-03") in versions
+    sections = set(re.findall(r"^### (.+)$", text, re.M))
+    assert sections <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def test_changelog_names_every_code_setting_and_command():
+    from auth401.codes import CATALOGUE
+
+    text = CHANGELOG.read_text(encoding="utf-8")
+    names = [*CATALOGUE, *DEFAULTS, *command_names()]
+    assert [name for name in names if f"`{name}`" not in text] == []
