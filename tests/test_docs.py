@@ -262,3 +262,42 @@ def test_changelog_names_every_code_setting_and_command():
     text = CHANGELOG.read_text(encoding="utf-8")
     names = [*CATALOGUE, *DEFAULTS, *command_names()]
     assert [name for name in names if f"`{name}`" not in text] == []
+
+
+# -- the deployment page ----------------------------------------------------------------------
+
+DEPLOYMENT = DOCS / "deployment.md"
+
+
+def test_the_logging_example_configures_the_auth401_logger():
+    """The page's LOGGING, given to dictConfig in a fresh process (dictConfig replaces the
+    test run's own handlers), prints a failure's record as the page quotes it."""
+    import subprocess
+    import sys
+
+    text = DEPLOYMENT.read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S) if "LOGGING" in b]
+    script = (
+        "import logging.config, django\n"
+        "django.setup()\n"
+        f"{block}\n"
+        "logging.config.dictConfig(LOGGING)\n"
+        "from auth401 import events\n"
+        "events.log(events.build(None, 'credentials_invalid', 401, username='alice', "
+        "ip='203.0.113.7'))\n"
+        "events.log(events.build(None, 'login_succeeded', None, username='alice'), logging.INFO)\n"
+        "logging.getLogger('auth401').debug('not shown')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(
+        " WARNING auth401 auth401 401 credentials_invalid user='alice' ip=203.0.113.7 path= "
+        "request_id="
+    )
+    assert " INFO auth401 auth401 - login_succeeded user='alice'" in lines[1]
+    assert "auth401 401 credentials_invalid user='alice' ip=203.0.113.7" in " ".join(text.split())
