@@ -241,7 +241,7 @@ RULES: dict[str, Rule] = {
     "DOCS_URL": Rule(
         _docs_url,
         "None or a URL containing '{code}'",
-        "Adds a link to each body (`docs` in the auth401 format, `type` in the problem "
+        "Adds a link to the code's documentation to each body (`docs`; `type` in the problem "
         "format), e.g. `https://example.com/errors/{code}`.",
     ),
     "FALLBACK_EXCEPTION_HANDLER": Rule(
