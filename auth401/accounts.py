@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from . import events, lockout, signals
+from . import devices, events, lockout, signals
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AccountStatus, AuthEvent
@@ -60,12 +60,17 @@ def _change(
     only_from: tuple[str, ...] | None = None,
     automatic: bool = False,
     clear_counters: bool = False,
+    ip: str | None = None,
+    if_changed_at: datetime | None = None,
+    locked_kwargs: dict[str, Any] | None = None,
 ) -> AccountStatus:
     now = timezone.now()
     try:
         with transaction.atomic():
             status, _ = AccountStatus.objects.select_for_update().get_or_create(user=user)
             previous = status.effective_state(now)
+            if if_changed_at is not None and status.changed_at != if_changed_at:
+                return status  # not the lock the caller means (an unlock link used before)
             if only_from is not None and previous not in only_from:
                 if clear_counters:
                     lockout.clear(user.get_username(), user=user)
@@ -78,8 +83,9 @@ def _change(
             status.automatic = automatic
             if revoke:
                 status.tokens_valid_after = now
+                devices.revoke_all(user, now=now)
             status.save()
-            _event(event, user=user, by=by, note=reason)
+            _event(event, user=user, by=by, note=reason, ip=ip)
             if clear_counters:
                 # Last, inside the transaction: a failure here undoes the rest.
                 lockout.clear(user.get_username(), user=user)
@@ -90,7 +96,7 @@ def _change(
     user.auth401_status = status
     _announce(signals.account_status_changed, user=user, state=state, previous=previous, by=by)
     if state == State.LOCKED:
-        _announce(signals.account_locked, user=user, until=until, by=by)
+        _announce(signals.account_locked, user=user, until=until, by=by, **(locked_kwargs or {}))
     elif previous == State.LOCKED:
         _announce(signals.account_unlocked, user=user, by=by)
     return status
@@ -125,8 +131,12 @@ def lock(
     )
 
 
-def auto_lock(user: Any, *, seconds: float, failures: int) -> AccountStatus:
-    """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension."""
+def auto_lock(
+    user: Any, *, seconds: float, failures: int, ip: str | None = None, request: Any = None
+) -> AccountStatus:
+    """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension.
+    ``ip`` (the address of the attempt that locked) is on its event and, with ``request``
+    when there is one, on the ``account_locked`` signal (the owner's email says them)."""
     return _change(
         user,
         state=State.LOCKED,
@@ -135,6 +145,8 @@ def auto_lock(user: Any, *, seconds: float, failures: int) -> AccountStatus:
         until=timezone.now() + timedelta(seconds=seconds),
         only_from=(State.ACTIVE,),
         automatic=True,
+        ip=ip,
+        locked_kwargs={"ip": ip, "request": request},
     )
 
 
@@ -154,10 +166,19 @@ def _event(code: str, *, user: Any = None, by: Any = None, note: str = "", **kwa
     ).save()
 
 
-def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> AccountStatus | None:
+def unlock(
+    user_or_username: Any,
+    *,
+    by: Any = None,
+    reason: str = "",
+    event: str = "admin_unlock",
+    if_changed_at: datetime | None = None,
+) -> AccountStatus | None:
     """End a lock (a suspension stays) and clear the username's failure counter, all or
     nothing (``AccountChangeError``).  For an unknown username only the counter is cleared
-    (with an ``admin_unlock`` event), and None is returned."""
+    (with an ``admin_unlock`` event), and None is returned.  ``event`` names the change
+    (``self_service_unlock`` for the owner's unlock link); with ``if_changed_at`` nothing
+    happens unless the account's status last changed then (the link's lock)."""
     try:
         user = _user(user_or_username)
     except get_user_model().DoesNotExist:
@@ -172,11 +193,12 @@ def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> Accoun
     return _change(
         user,
         state=State.ACTIVE,
-        event="admin_unlock",
+        event=event,
         by=by,
         reason=reason,
         only_from=(State.LOCKED,),
         clear_counters=True,
+        if_changed_at=if_changed_at,
     )
 
 
@@ -268,6 +290,7 @@ def failure_for(
     revoked_code: str = "token_revoked",
     password_bound: bool = False,
     check_active: bool = True,
+    trusted_device: bool = False,
 ) -> Auth401Error | None:
     """The failure this user's account state gives, or None when it may proceed.
 
@@ -278,6 +301,8 @@ def failure_for(
     ``password_login`` applies ``PASSWORD_MAX_AGE``.  ``check_active=False``: the caller's
     own rule already admitted the user (simplejwt's ``CHECK_USER_IS_ACTIVE`` off, or a
     permissive ``USER_AUTHENTICATION_RULE``), so ``is_active`` is not looked at here.
+    ``trusted_device``: a password login from a trusted device, which the automatic lock
+    does not refuse (an admin lock does).
     """
     if check_active and not user.is_active:
         return Auth401Error("account_inactive", scheme=scheme)
@@ -289,7 +314,8 @@ def failure_for(
             return Auth401Error("account_suspended", scheme=scheme)
         # An automatic lock refuses passwords only: a guesser must not be able to end the
         # owner's sessions and tokens by failing on purpose.
-        if state == State.LOCKED and (password_login or not row.automatic):
+        by_password = password_login and not trusted_device
+        if state == State.LOCKED and (by_password or not row.automatic):
             left = (row.locked_until - now).total_seconds() if row.locked_until else None
             return Auth401Error("account_locked", scheme=scheme, retry_after=left)
         limits = [row.tokens_valid_after]

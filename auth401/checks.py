@@ -1,10 +1,10 @@
 """System checks (``manage.py check``), one id per rule.
 
 ``auth401.E001``: an ``AUTH401`` key that is not a setting.  ``auth401.E010``: ``AUTH401`` is
-not a dict.  ``auth401.E011``-``E035``: a wrong value, one id per setting (``VALUE_IDS``), and
+not a dict.  ``auth401.E011``-``E041``: a wrong value, one id per setting (``VALUE_IDS``), and
 ``auth401.E012`` for a ``LOCKOUT_MAX_DURATION`` shorter than ``LOCKOUT_DURATION``.
 ``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
-``auth401.E002``, ``W007``, ``W008``: settings around auth401 that turn into surprises in
+``auth401.E002``, ``W007``, ``W008``, ``W011``: settings around auth401 that turn into surprises in
 production (``DEPLOYMENT``).  ``auth401.I001`` is a reminder for ``check --deploy`` only.
 Messages, hints, levels and ids are data; one function per concern.
 """
@@ -103,6 +103,12 @@ VALUE_IDS: dict[str, str] = {
     "ALWAYS_LOCK_NETWORKS": "auth401.E033",
     "COUNTER_TIMEOUT": "auth401.E034",
     "ADMIN_USER_ACTIONS": "auth401.E035",
+    "DEVICES_ENABLED": "auth401.E036",
+    "DEVICE_COOKIE_NAME": "auth401.E037",
+    "DEVICE_FAILURE_LIMIT": "auth401.E038",
+    "NOTIFY_OWNER": "auth401.E039",
+    "NOTIFY_NEW_DEVICE": "auth401.E040",
+    "NOTIFY_BASE_URL": "auth401.E041",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"
@@ -197,6 +203,13 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
         "Allow a few seconds of clock skew, e.g. SIMPLE_JWT['LEEWAY'] = timedelta(seconds=5), "
         "and keep the servers' clocks synchronised (NTP).",
     ),
+    "auth401.W011": (
+        Warning,
+        f"{SETTING_NAME}['NOTIFY_OWNER'] is True but auth401's URLs are not included: the "
+        "email telling an owner that their account is locked goes out without the "
+        "self-service unlock link.",
+        "Add path('auth401/', include('auth401.urls')) to your URLconf.",
+    ),
     "auth401.I001": (
         Info,
         f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
@@ -238,6 +251,16 @@ def _leeway_is_zero() -> bool:
     return isinstance(leeway, int | float) and leeway == 0
 
 
+def _unlock_url_resolves() -> bool:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("auth401:unlock", args=["x"])
+    except NoReverseMatch:
+        return False
+    return True
+
+
 def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
     if validate(raw):
@@ -249,6 +272,8 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W007", found=" and ".join(proxy)))
     if _uses_simplejwt() and _leeway_is_zero():
         found.append(_message("auth401.W008"))
+    if merged["NOTIFY_OWNER"] and not _unlock_url_resolves():
+        found.append(_message("auth401.W011"))
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -62,6 +64,19 @@ DEFAULTS: dict[str, Any] = {
     # The lock/suspend/unlock/reinstate actions and the account box on the project's own
     # registered user admin (False: leave the user admin alone; use AccountActionsMixin).
     "ADMIN_USER_ACTIONS": True,
+    # Trusted devices: a successful password login sets a signed cookie binding the browser
+    # to the user; attempts presenting it count on the device's own counter
+    # (DEVICE_FAILURE_LIMIT) and pass the username's automatic lock.
+    "DEVICES_ENABLED": True,
+    "DEVICE_COOKIE_NAME": "auth401_device",
+    "DEVICE_FAILURE_LIMIT": 5,
+    # Email the owner of a real account when the lockout locks it (with a self-service
+    # unlock link), and when a device logs in for the first time.
+    "NOTIFY_OWNER": False,
+    "NOTIFY_NEW_DEVICE": False,
+    # Scheme and host of the links in those emails ("https://example.com"); None: those of
+    # the request that caused the lock, when there is one.
+    "NOTIFY_BASE_URL": None,
 }
 
 RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
@@ -135,6 +150,29 @@ def _counter_timeout(value: Any) -> bool:
     return isinstance(value, timedelta) and timedelta(0) < value <= timedelta(seconds=5)
 
 
+#: the characters RFC 6265 allows in a cookie name (a token)
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+
+
+def _cookie_name(value: Any) -> bool:
+    return isinstance(value, str) and _COOKIE_NAME.fullmatch(value) is not None
+
+
+def _base_url(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
+
+
 def _docs_url(value: Any) -> bool:
     return value is None or (isinstance(value, str) and "{code}" in value)
 
@@ -187,6 +225,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
     "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
     "ADMIN_USER_ACTIONS": (_boolean, "True or False"),
+    "DEVICES_ENABLED": (_boolean, "True or False"),
+    "DEVICE_COOKIE_NAME": (_cookie_name, "a cookie name (letters, digits, '-', '_', '.')"),
+    "DEVICE_FAILURE_LIMIT": (_positive_int, "a positive int"),
+    "NOTIFY_OWNER": (_boolean, "True or False"),
+    "NOTIFY_NEW_DEVICE": (_boolean, "True or False"),
+    "NOTIFY_BASE_URL": (_base_url, "None or a scheme and host such as 'https://example.com'"),
 }
 assert RULES.keys() == DEFAULTS.keys()
 

@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import BaseUserManager
 from django.utils import timezone
 
-from . import accounts, counters, events, lockout, state
+from . import accounts, counters, devices, events, lockout, state
 from .accounts import cached_status, failure_for
 from .client_ip import client_ip
 from .counters import Lock
@@ -92,7 +92,10 @@ def decide(
     verdict.step("lookup", "found" if user is not None else "no such user")
     verdict.account = user
     user_id = getattr(user, "pk", None)
-    keys = lockout.keys_for(str(username), user, ip)
+    device = devices.trusted(request, user)
+    if device is not None:
+        verdict.step("device", "trusted: counted on the device's own key")
+    keys = lockout.keys_for(str(username), user, ip, device)
     if dry_run:
         return _dry_run(verdict, user, password, keys, scheme)
 
@@ -120,7 +123,7 @@ def decide(
         )
         return verdict
     verdict.step("lock check", "admitted")
-    left = _auto_locked(user, joined)
+    left = None if device is not None else _auto_locked(user, joined)
     if left is not None and left > 0:
         # A lock mirrored on the account but unknown to the counters (they were reset):
         # refused before any password check, like the counters' own locks.
@@ -153,7 +156,9 @@ def decide(
         mirror(request, locks, username=str(username), user=user, ip=ip)
         return verdict
     lockout.released(answer, keys, attempt)
-    refusal = failure_for(user, scheme=scheme, password_login=True)
+    refusal = failure_for(
+        user, scheme=scheme, password_login=True, trusted_device=device is not None
+    )
     verdict.step("account state", refusal.code if refusal is not None else "may log in")
     verdict.user = user if refusal is None else None
     verdict.failure = refusal
@@ -172,7 +177,9 @@ def mirror(request: Any, locks: list[Lock], *, username: str, user: Any, ip: str
             counters.database_store().mirror_lock(lock.key.name, now + lock.ms, lock.level)
             note = f"Locked automatically after {lock.failures} failed logins"
             if lock.key.kind == "username" and user is not None:
-                accounts.auto_lock(user, seconds=lock.ms / 1000, failures=lock.failures)
+                accounts.auto_lock(
+                    user, seconds=lock.ms / 1000, failures=lock.failures, ip=ip, request=request
+                )
                 continue
             if lock.key.kind == "ip":
                 event = events.build(None, "auto_lock", None, ip=ip, note=note + " (address)")
