@@ -214,6 +214,21 @@ def reinstate(user: Any, *, by: Any = None, reason: str = "") -> AccountStatus:
     )
 
 
+def revoke_devices(user: Any, *, by: Any = None, reason: str = "") -> int:
+    """Revoke every trusted device of ``user`` (its cookies no longer pass an automatic lock),
+    with a ``devices_revoked`` event naming the actor; all or nothing.  How many it revoked."""
+    try:
+        with transaction.atomic():
+            count = devices.revoke_all(user)
+            note = f"{count} device(s)" + (f": {reason}" if reason else "")
+            _event("devices_revoked", user=user, by=by, note=note)
+    except DatabaseError as exc:
+        raise AccountChangeError(
+            f"The devices of {user.get_username()!r} were not revoked: {exc}"
+        ) from exc
+    return count
+
+
 def unlock_address(address: str, *, by: Any = None, reason: str = "") -> bool:
     """End the automatic lock of a client address (an IP, or an IPv6 /64 network as text)
     and clear its counter, with an ``admin_unlock`` event naming it; all or nothing.
