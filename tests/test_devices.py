@@ -1,6 +1,12 @@
 """Trusted devices: the cookie a password login sets, the device's own failure budget while
 the username is locked for everyone else, and revocation."""
 
+import http.cookiejar
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -266,3 +272,107 @@ def test_the_explain_trace_names_a_trusted_device(user, rf):
     verdict = decision.decide(request, "alice", PASSWORD, scheme="Password")
     assert verdict.user == user
     assert ("device", "trusted: counted on the device's own key") in verdict.trace
+
+
+# --- over real HTTP ---------------------------------------------------------------------------
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 302 is the answer
+
+
+class Browser:
+    """A real HTTP client with its own cookie jar, at a given address (X-Forwarded-For from the
+    trusted proxy 127.0.0.1)."""
+
+    def __init__(self, base: str, address: str) -> None:
+        self.base, self.address = base, address
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect()
+        )
+
+    def request(self, path: str, data: dict | None = None) -> tuple[int, dict, str]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.base + path, data=body)
+        request.add_header("X-Forwarded-For", self.address)
+        request.add_header("User-Agent", f"browser-at-{self.address}")
+        if data is not None:
+            request.add_header("Referer", self.base + path)  # Django's CSRF check over HTTP
+        try:
+            with self.opener.open(request, timeout=30) as answer:
+                return answer.status, dict(answer.headers), answer.read().decode()
+        except urllib.error.HTTPError as answer:
+            with answer:
+                return answer.code, dict(answer.headers), answer.read().decode()
+
+    def form(self, path: str, fields: dict) -> tuple[int, dict, str]:
+        """GET the page, then POST its form with the CSRF token."""
+        status, _headers, page = self.request(path)
+        assert status == 200, page
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        return self.request(path, {**fields, "csrfmiddlewaretoken": token})
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.jar if c.name == name), None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_http_a_known_browser_logs_in_while_another_address_locked_the_username(
+    live_server, settings, auth401_settings, user_factory, mailoutbox
+):
+    # The example project's default hasher, and a proxy in front that names the client.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    auth401_settings(TRUSTED_PROXIES=["127.0.0.1/32"], NOTIFY_OWNER=True)
+    user_factory("alice", email="alice@example.com")
+    owner = Browser(live_server.url, HOME)
+    status, _headers, _page = owner.form(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert status == 302
+    assert owner.cookie(COOKIE)
+
+    attacker = Browser(live_server.url, ATTACKER)
+    codes = []
+    for i in range(6):
+        status, headers, body = attacker.request(
+            "/api/token/", {"username": "alice", "password": f"guess-{i}"}
+        )
+        codes.append((status, json.loads(body)["code"]))
+    assert codes == [(401, "credentials_invalid")] * 4 + [(403, "account_locked")] * 2
+    status, headers, body = attacker.request(
+        "/api/token/", {"username": "alice", "password": PASSWORD}
+    )
+    assert (status, json.loads(body)["code"]) == (403, "account_locked")
+    assert int(headers["Retry-After"]) > 0
+
+    # The owner's browser still logs in, through the token view and the login form.
+    status, _headers, body = owner.request(
+        "/api/token/", {"username": "alice", "password": PASSWORD}
+    )
+    assert status == 200 and set(json.loads(body)) == {"access", "refresh"}
+    status, _headers, _page = owner.form(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}
+    )
+    assert status == 302
+    # A new browser at the owner's address is refused: the lock is the username's.
+    stranger = Browser(live_server.url, HOME)
+    status, _headers, body = stranger.request(
+        "/api/token/", {"username": "alice", "password": PASSWORD}
+    )
+    assert (status, json.loads(body)["code"]) == (403, "account_locked")
+
+    # The owner was told once, and the link unlocks once.
+    [message] = mailoutbox
+    link = next(line for line in message.body.split() if "/auth401/unlock/" in line)
+    assert link.startswith(live_server.url)
+    path = link[len(live_server.url) :]
+    status, _headers, page = stranger.form(path, {})
+    assert status == 200 and "is unlocked" in page
+    status, _headers, page = stranger.request(path)
+    assert status == 400
+    status, _headers, body = stranger.request(
+        "/api/token/", {"username": "alice", "password": PASSWORD}
+    )
+    assert status == 200
