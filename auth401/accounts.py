@@ -74,6 +74,7 @@ def _change(
             if only_from is not None and previous not in only_from:
                 if clear_counters:
                     lockout.clear(user.get_username(), user=user)
+                    devices.clear_counters(user)
                 return status
             status.state = state
             status.reason = reason[:255]
@@ -89,6 +90,7 @@ def _change(
             if clear_counters:
                 # Last, inside the transaction: a failure here undoes the rest.
                 lockout.clear(user.get_username(), user=user)
+                devices.clear_counters(user)
     except DatabaseError as exc:
         raise AccountChangeError(
             f"The {event} of {user.get_username()!r} was not applied (nothing changed): {exc}"

@@ -36,6 +36,7 @@ from . import state
 from .client_ip import client_ip
 from .conf import app_settings
 from .events import clean
+from .lockout import device_key, get_store
 from .models import Device
 from .request_id import http_request
 
@@ -173,6 +174,13 @@ def _seen(device: Device, new: bool, now: datetime, ip: str | None, user_agent: 
         from .notify import new_device_mail
 
         new_device_mail(device)
+
+
+def clear_counters(user: Any) -> None:
+    """Forget the failure counters and locks of ``user``'s live devices (an unlock)."""
+    ids = Device.objects.filter(user=user, revoked_at__isnull=True).values_list("pk", flat=True)
+    for device_id in ids:
+        get_store().clear(device_key(device_id))
 
 
 def revoke_all(user: Any, *, now: datetime | None = None) -> int:

@@ -376,3 +376,12 @@ def test_over_http_a_known_browser_logs_in_while_another_address_locked_the_user
         "/api/token/", {"username": "alice", "password": PASSWORD}
     )
     assert status == 200
+
+
+def test_an_unlock_also_clears_the_devices_own_locks(user, auth401_settings, admin_user):
+    auth401_settings(DEVICE_FAILURE_LIMIT=1)
+    client = device_client()
+    assert_refused(token_login(client, "alice", "wrong"), "account_locked")
+    assert_refused(token_login(client, "alice", PASSWORD), "account_locked")
+    accounts.unlock(user, by=admin_user)
+    assert token_login(client, "alice", PASSWORD).status_code == 200
