@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from . import events, lockout, signals
+from . import devices, events, lockout, signals
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .models import AccountStatus, AuthEvent
@@ -63,15 +63,21 @@ def _change(
     automatic: bool = False,
     clear_counters: bool = False,
     event_id: str | None = None,
+    ip: str | None = None,
+    if_changed_at: datetime | None = None,
+    locked_kwargs: dict[str, Any] | None = None,
 ) -> AccountStatus:
     now = timezone.now()
     try:
         with transaction.atomic():
             status, _ = AccountStatus.objects.select_for_update().get_or_create(user=user)
             previous = status.effective_state(now)
+            if if_changed_at is not None and status.changed_at != if_changed_at:
+                return status  # not the lock the caller means (an unlock link used before)
             if only_from is not None and previous not in only_from:
                 if clear_counters:
                     lockout.clear(user.get_username(), user=user)
+                    devices.clear_counters(user)
                 return status
             status.state = state
             status.reason = reason[:255]
@@ -81,11 +87,13 @@ def _change(
             status.automatic = automatic
             if revoke:
                 status.tokens_valid_after = now
+                devices.revoke_all(user, now=now)
             status.save()
-            _event(event, user=user, by=by, note=reason, event_id=event_id)
+            _event(event, user=user, by=by, note=reason, ip=ip, event_id=event_id)
             if clear_counters:
                 # Last, inside the transaction: a failure here undoes the rest.
                 lockout.clear(user.get_username(), user=user)
+                devices.clear_counters(user)
     except DatabaseError as exc:
         raise AccountChangeError(
             f"The {event} of {user.get_username()!r} was not applied (nothing changed): {exc}"
@@ -93,7 +101,7 @@ def _change(
     user.auth401_status = status
     _announce(signals.account_status_changed, user=user, state=state, previous=previous, by=by)
     if state == State.LOCKED:
-        _announce(signals.account_locked, user=user, until=until, by=by)
+        _announce(signals.account_locked, user=user, until=until, by=by, **(locked_kwargs or {}))
     elif previous == State.LOCKED:
         _announce(signals.account_unlocked, user=user, by=by)
     return status
@@ -129,9 +137,18 @@ def lock(
 
 
 def auto_lock(
-    user: Any, *, seconds: float, failures: int, event_id: str | None = None
+    user: Any,
+    *,
+    seconds: float,
+    failures: int,
+    ip: str | None = None,
+    request: Any = None,
+    event_id: str | None = None,
+    base_url: str | None = None,
 ) -> AccountStatus:
     """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension.
+    ``ip`` (the address of the attempt that locked) is on its event and, with ``request``
+    when there is one, on the ``account_locked`` signal (the owner's email says them).
     ``event_id``: the id of the lock's ``auto_lock`` event (a drain that applies it twice
     writes it once)."""
     return _change(
@@ -142,6 +159,8 @@ def auto_lock(
         until=timezone.now() + timedelta(seconds=seconds),
         only_from=(State.ACTIVE,),
         automatic=True,
+        ip=ip,
+        locked_kwargs={"ip": ip, "request": request, "base_url": base_url},
         event_id=event_id,
     )
 
@@ -160,7 +179,14 @@ def apply_auto_locks(held: list[dict]) -> None:
         user = get_user_model()._default_manager.filter(pk=event["user_id"]).first()
         if user is None or left <= 0:
             continue  # the account is gone, or its lock is over already
-        auto_lock(user, seconds=left, failures=lock["failures"], event_id=event["event_id"])
+        auto_lock(
+            user,
+            seconds=left,
+            failures=lock["failures"],
+            ip=event.get("ip"),
+            event_id=event["event_id"],
+            base_url=lock.get("base_url"),
+        )
     if rows:
         events.write(rows)
 
@@ -190,10 +216,19 @@ def _event(
     event_row(event).save()
 
 
-def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> AccountStatus | None:
+def unlock(
+    user_or_username: Any,
+    *,
+    by: Any = None,
+    reason: str = "",
+    event: str = "admin_unlock",
+    if_changed_at: datetime | None = None,
+) -> AccountStatus | None:
     """End a lock (a suspension stays) and clear the username's failure counter, all or
     nothing (``AccountChangeError``).  For an unknown username only the counter is cleared
-    (with an ``admin_unlock`` event), and None is returned."""
+    (with an ``admin_unlock`` event), and None is returned.  ``event`` names the change
+    (``self_service_unlock`` for the owner's unlock link); with ``if_changed_at`` nothing
+    happens unless the account's status last changed then (the link's lock)."""
     try:
         user = _user(user_or_username)
     except get_user_model().DoesNotExist:
@@ -208,11 +243,12 @@ def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> Accoun
     return _change(
         user,
         state=State.ACTIVE,
-        event="admin_unlock",
+        event=event,
         by=by,
         reason=reason,
         only_from=(State.LOCKED,),
         clear_counters=True,
+        if_changed_at=if_changed_at,
     )
 
 
@@ -226,6 +262,21 @@ def reinstate(user: Any, *, by: Any = None, reason: str = "") -> AccountStatus:
         reason=reason,
         clear_counters=True,
     )
+
+
+def revoke_devices(user: Any, *, by: Any = None, reason: str = "") -> int:
+    """Revoke every trusted device of ``user`` (its cookies no longer pass an automatic lock),
+    with a ``devices_revoked`` event naming the actor; all or nothing.  How many it revoked."""
+    try:
+        with transaction.atomic():
+            count = devices.revoke_all(user)
+            note = f"{count} device(s)" + (f": {reason}" if reason else "")
+            _event("devices_revoked", user=user, by=by, note=note)
+    except DatabaseError as exc:
+        raise AccountChangeError(
+            f"The devices of {user.get_username()!r} were not revoked: {exc}"
+        ) from exc
+    return count
 
 
 def unlock_address(address: str, *, by: Any = None, reason: str = "") -> bool:
@@ -304,6 +355,7 @@ def failure_for(
     revoked_code: str = "token_revoked",
     password_bound: bool = False,
     check_active: bool = True,
+    trusted_device: bool = False,
 ) -> Auth401Error | None:
     """The failure this user's account state gives, or None when it may proceed.
 
@@ -314,6 +366,8 @@ def failure_for(
     ``password_login`` applies ``PASSWORD_MAX_AGE``.  ``check_active=False``: the caller's
     own rule already admitted the user (simplejwt's ``CHECK_USER_IS_ACTIVE`` off, or a
     permissive ``USER_AUTHENTICATION_RULE``), so ``is_active`` is not looked at here.
+    ``trusted_device``: a password login from a trusted device, which the automatic lock
+    does not refuse (an admin lock does).
     """
     if check_active and not user.is_active:
         return Auth401Error("account_inactive", scheme=scheme)
@@ -325,7 +379,8 @@ def failure_for(
             return Auth401Error("account_suspended", scheme=scheme)
         # An automatic lock refuses passwords only: a guesser must not be able to end the
         # owner's sessions and tokens by failing on purpose.
-        if state == State.LOCKED and (password_login or not row.automatic):
+        by_password = password_login and not trusted_device
+        if state == State.LOCKED and (by_password or not row.automatic):
             left = (row.locked_until - now).total_seconds() if row.locked_until else None
             return Auth401Error("account_locked", scheme=scheme, retry_after=left)
         limits = [row.tokens_valid_after]

@@ -11,7 +11,7 @@ class Auth401Config(AppConfig):
         from django.core import checks
 
         from . import checks as auth401_checks
-        from . import signals  # noqa: F401  (connects the receivers)
+        from . import receivers, signals  # noqa: F401  (connects the receivers)
 
         checks.register(auth401_checks.check_settings, checks.Tags.security)
         checks.register(auth401_checks.check_wiring, checks.Tags.security)

@@ -53,6 +53,8 @@ class Auth401Backend(ModelBackend):
         failure = verdict.failure
         if failure is None:
             events.record_success(request, verdict.user, scheme_of(request, self.scheme))
+            if request is not None:
+                state.of(request).password_login = verdict.user  # devices.set_cookie binds it
             return verdict.user
         if request is not None:
             stash_failure(request, failure)

@@ -1,12 +1,12 @@
 """System checks (``manage.py check``), one id per rule.
 
 ``auth401.E001``: an ``AUTH401`` key that is not a setting.  ``auth401.E010``: ``AUTH401`` is
-not a dict.  ``auth401.E011``-``E035``: a wrong value, one id per setting (``VALUE_IDS``), and
+not a dict.  ``auth401.E011``-``E041``: a wrong value, one id per setting (``VALUE_IDS``), and
 ``auth401.E012`` for a ``LOCKOUT_MAX_DURATION`` shorter than ``LOCKOUT_DURATION``.
 ``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
-``auth401.E002``, ``W007``, ``W008``: settings around auth401 that turn into surprises in
-production (``DEPLOYMENT``).  ``auth401.I001`` (a reminder) and ``auth401.W010`` (the counter
-Redis's persistence and eviction) run under ``check --deploy`` only.
+``auth401.E002``, ``W007``, ``W008``, ``W011``: settings around auth401 that turn into surprises
+in production (``DEPLOYMENT``).  ``auth401.I001`` (a reminder) and ``auth401.W010`` (the
+counter Redis's persistence and eviction) run under ``check --deploy`` only.
 Messages, hints, levels and ids are data; one function per concern.
 """
 
@@ -104,6 +104,12 @@ VALUE_IDS: dict[str, str] = {
     "ALWAYS_LOCK_NETWORKS": "auth401.E033",
     "COUNTER_TIMEOUT": "auth401.E034",
     "ADMIN_USER_ACTIONS": "auth401.E035",
+    "DEVICES_ENABLED": "auth401.E036",
+    "DEVICE_COOKIE_NAME": "auth401.E037",
+    "DEVICE_FAILURE_LIMIT": "auth401.E038",
+    "NOTIFY_OWNER": "auth401.E039",
+    "NOTIFY_NEW_DEVICE": "auth401.E040",
+    "NOTIFY_BASE_URL": "auth401.E041",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"
@@ -198,6 +204,13 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
         "Allow a few seconds of clock skew, e.g. SIMPLE_JWT['LEEWAY'] = timedelta(seconds=5), "
         "and keep the servers' clocks synchronised (NTP).",
     ),
+    "auth401.W011": (
+        Warning,
+        f"{SETTING_NAME}['NOTIFY_OWNER'] is True but auth401's URLs are not included: the "
+        "email telling an owner that their account is locked goes out without the "
+        "self-service unlock link.",
+        "Add path('auth401/', include('auth401.urls')) to your URLconf.",
+    ),
     "auth401.I001": (
         Info,
         f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
@@ -239,6 +252,16 @@ def _leeway_is_zero() -> bool:
     return isinstance(leeway, int | float) and leeway == 0
 
 
+def _unlock_url_resolves() -> bool:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("auth401:unlock", args=["x"])
+    except NoReverseMatch:
+        return False
+    return True
+
+
 def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, None)
     if validate(raw):
@@ -250,6 +273,8 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W007", found=" and ".join(proxy)))
     if _uses_simplejwt() and _leeway_is_zero():
         found.append(_message("auth401.W008"))
+    if merged["NOTIFY_OWNER"] and not _unlock_url_resolves():
+        found.append(_message("auth401.W011"))
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))
@@ -324,3 +349,32 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         )
     return found
+
+
+#: users loaded through the ORM on PostgreSQL
+USER_LOADING = "auth401.I002"
+
+
+@register(Tags.database, deploy=True)
+def check_user_loading(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``auth401.I002``, under ``check --deploy``: on PostgreSQL, users are loaded through the
+    ORM instead of auth401's prepared statement (a custom manager, a multi-table user model),
+    and why.  Silent where the statement is used, and on other databases."""
+    from django.contrib.auth import get_user_model
+    from django.db import connections, router
+
+    from .users import way
+
+    if connections[router.db_for_read(get_user_model())].vendor != "postgresql":
+        return []
+    found = way()
+    if found.kind == "statement":
+        return []
+    return [
+        Info(
+            "auth401 loads users with their account status through the ORM (a query compiled "
+            f"per request) instead of its prepared statement: {found.why}.",
+            hint="Nothing to fix: answers are the same; authentication costs a little more.",
+            id=USER_LOADING,
+        )
+    ]

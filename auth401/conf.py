@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -51,6 +53,14 @@ DEFAULTS: dict[str, Any] = {
     "ALWAYS_LOCK_NETWORKS": [],
     "COUNTER_TIMEOUT": timedelta(milliseconds=250),
     "ADMIN_USER_ACTIONS": True,
+    "DEVICES_ENABLED": True,
+    "DEVICE_COOKIE_NAME": "auth401_device",
+    "DEVICE_FAILURE_LIMIT": 5,
+    "NOTIFY_OWNER": False,
+    "NOTIFY_NEW_DEVICE": False,
+    # Scheme and host of the links in those emails ("https://example.com"); None: those of
+    # the request that caused the lock, when there is one.
+    "NOTIFY_BASE_URL": None,
 }
 
 RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
@@ -122,6 +132,29 @@ def _lockout_keys(value: Any) -> bool:
 
 def _counter_timeout(value: Any) -> bool:
     return isinstance(value, timedelta) and timedelta(0) < value <= timedelta(seconds=5)
+
+
+#: the characters RFC 6265 allows in a cookie name (a token)
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+
+
+def _cookie_name(value: Any) -> bool:
+    return isinstance(value, str) and _COOKIE_NAME.fullmatch(value) is not None
+
+
+def _base_url(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def _docs_url(value: Any) -> bool:
@@ -234,9 +267,10 @@ RULES: dict[str, Rule] = {
     "AUDIT_BATCH_DELAY": Rule(
         _batch_delay,
         "a datetime.timedelta from 0 to 60 seconds",
-        "How late the rows of failures that name no identity may reach the audit table "
-        "(each process writes them in batches after a response), and how often each process "
-        "looks for recorded events to drain. `timedelta(0)`: after every response.",
+        "The window of failures that name no identity: each process sums them into one row "
+        "per code, client address and path (with a count) and writes the rows after the first "
+        "response once the window has passed; also how often each process looks for recorded "
+        "events to drain. `timedelta(0)`: after every response.",
     ),
     "DOCS_URL": Rule(
         _docs_url,
@@ -297,6 +331,39 @@ RULES: dict[str, Rule] = {
         "Adds the lock, suspend, unlock and reinstate actions and an account box to your "
         "registered user admin. `False`: your user admin is left alone (use "
         "`auth401.admin.AccountActionsMixin`).",
+    ),
+    "DEVICES_ENABLED": Rule(
+        _boolean,
+        "True or False",
+        "Trusted devices: a password login sets a signed cookie; attempts that present it count "
+        "on the device's own counter and pass the username's automatic lock.",
+    ),
+    "DEVICE_COOKIE_NAME": Rule(
+        _cookie_name,
+        "a cookie name (letters, digits, '-', '_', '.')",
+        "The name of the trusted-device cookie (HttpOnly, SameSite=Lax, Secure under HTTPS).",
+    ),
+    "DEVICE_FAILURE_LIMIT": Rule(
+        _positive_int,
+        "a positive int",
+        "Wrong passwords from one trusted device before that device (only) is locked.",
+    ),
+    "NOTIFY_OWNER": Rule(
+        _boolean,
+        "True or False",
+        "Email the owner of a real account when the lockout locks it, with a single-use "
+        "self-service unlock link (needs auth401.urls).",
+    ),
+    "NOTIFY_NEW_DEVICE": Rule(
+        _boolean,
+        "True or False",
+        "Email the owner when a device logs in to the account for the first time.",
+    ),
+    "NOTIFY_BASE_URL": Rule(
+        _base_url,
+        "None or a scheme and host such as 'https://example.com'",
+        "Scheme and host of the links in those emails; None: those of the request that "
+        "caused the lock.",
     ),
 }
 assert RULES.keys() == DEFAULTS.keys()

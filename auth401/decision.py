@@ -27,9 +27,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import accounts, counters, events, lockout, state
+from . import accounts, counters, devices, events, lockout, notify, state
 from .accounts import cached_status, failure_for
 from .client_ip import client_ip
+from .conf import app_settings
 from .counters import Lock
 from .exceptions import Auth401Error
 from .users import load_by_natural_key
@@ -80,7 +81,10 @@ def decide(
     verdict.step("lookup", "found" if user is not None else "no such user")
     verdict.account = user
     user_id = getattr(user, "pk", None)
-    keys = lockout.keys_for(str(username), user, ip)
+    device = devices.trusted(request, user)
+    if device is not None:
+        verdict.step("device", "trusted: counted on the device's own key")
+    keys = lockout.keys_for(str(username), user, ip, device)
     if dry_run:
         return _dry_run(verdict, user, password, keys, scheme)
 
@@ -116,7 +120,7 @@ def decide(
         )
         return verdict
     verdict.step("lock check", "admitted")
-    left = _auto_locked(user, joined)
+    left = None if device is not None else _auto_locked(user, joined)
     if left is not None and left > 0:
         # A lock mirrored on the account but unknown to the counters (they were reset):
         # refused before any password check, like the counters' own locks.
@@ -150,7 +154,9 @@ def decide(
         mirror(request, locks, username=str(username), user=user, ip=ip, store=answer.store)
         return verdict
     lockout.released(answer, keys, attempt)
-    refusal = failure_for(user, scheme=scheme, password_login=True)
+    refusal = failure_for(
+        user, scheme=scheme, password_login=True, trusted_device=device is not None
+    )
     verdict.step("account state", refusal.code if refusal is not None else "may log in")
     verdict.user = user if refusal is None else None
     verdict.failure = refusal
@@ -177,6 +183,8 @@ def mirror(
     if not locks:
         return
     in_redis = store is not None and store is not counters.database_store()
+    # The owner's email links back to the site as this request reached it.
+    base = notify.base_url(request) if app_settings.NOTIFY_OWNER else None
 
     def write() -> None:
         now = counters.now_ms()
@@ -190,7 +198,11 @@ def mirror(
                 event = events.build(None, "auto_lock", None, username=username, ip=ip, note=note)
             if lock.key.kind == "username" and user is not None:
                 event["user_id"] = user.pk
-                event["account_lock"] = {"seconds": lock.ms / 1000, "failures": lock.failures}
+                event["account_lock"] = {
+                    "seconds": lock.ms / 1000,
+                    "failures": lock.failures,
+                    "base_url": base,
+                }
             held.append(event)
         if not (in_redis and _to_stream(held)):
             accounts.apply_auto_locks(held)

@@ -90,8 +90,14 @@ def address_denied(ip: str | None) -> bool:
     return app_settings.LOCKOUT_ENABLED and _in(ip, app_settings.always_lock_networks)
 
 
-def keys_for(username: str, user: Any, ip: str | None) -> list[Key]:
-    """The counters an attempt touches, addresses first (their lock is answered first)."""
+def device_key(device_id: Any) -> str:
+    return f"d:{device_id}"
+
+
+def keys_for(username: str, user: Any, ip: str | None, device: Any = None) -> list[Key]:
+    """The counters an attempt touches, addresses first (their lock is answered first).  A
+    trusted ``device`` (``devices.trusted``) counts on its own key instead of the username's
+    (and the pair's)."""
     enabled = app_settings.LOCKOUT_ENABLED
     kinds = app_settings.LOCKOUT_KEYS
     user_key = username_key(username, user)
@@ -99,6 +105,11 @@ def keys_for(username: str, user: Any, ip: str | None) -> list[Key]:
     if ip is not None and "ip" in kinds:
         lockable = enabled and not _in(ip, app_settings.never_lock_networks)
         keys.append(Key(ip_key(ip), "ip", app_settings.IP_FAILURE_LIMIT, lockable))
+    if device is not None:
+        if "username" in kinds or "username+ip" in kinds:
+            limit = app_settings.DEVICE_FAILURE_LIMIT
+            keys.append(Key(device_key(device.pk), "device", limit, enabled))
+        return keys
     if "username" in kinds:
         keys.append(Key(user_key, "username", app_settings.FAILURE_LIMIT, enabled))
     if ip is not None and "username+ip" in kinds:
@@ -111,6 +122,7 @@ REFUSAL_CODES = {
     "ip": "address_locked",
     "username": "account_locked",
     "username+ip": "account_locked",
+    "device": "account_locked",
 }
 
 

@@ -36,7 +36,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
 
-from . import drain, events, state
+from . import devices, drain, events, state
 from .accounts import failure_for
 from .conf import SETTING_NAME, app_settings, validate
 from .exceptions import Auth401Error
@@ -145,6 +145,7 @@ class Auth401Middleware:
             response = self._render(request, None)
         if HEADER not in response:
             response[HEADER] = get_request_id(request)
+        devices.set_cookie(request, response)
         self._after_response(request, response, now)
         return response
 

@@ -190,3 +190,32 @@ class AuthEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.code} {self.username}"
+
+
+class Device(models.Model):
+    """A browser or client that logged in with its owner's password (a trusted device): it
+    holds a signed cookie naming this row.  An attempt that presents it for its owner's
+    username counts on the device's own failure counter and is not refused by the username's
+    automatic lock.  A password change, an admin lock or suspension, or an administrator
+    revokes it (``revoked_at``)."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="auth401_devices",
+        verbose_name=_("user"),
+    )
+    first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    ip = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=255, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("trusted device")
+        verbose_name_plural = _("trusted devices")
+        indexes = [models.Index(fields=["user", "-last_seen"], name="auth401_device_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.user_agent[:40] or self.ip or self.pk}"

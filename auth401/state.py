@@ -36,6 +36,12 @@ class RequestState:
     failure: Any = None
     #: event ids of the failures already recorded, so none is recorded twice
     recorded: set[str] = field(default_factory=set)
+    #: the user a password login on this request succeeded for (``Auth401Backend``): the
+    #: response binds the device to it (``devices.set_cookie``)
+    password_login: Any = None
+    #: the trusted-device cookie the request presented, read once (``devices.presented``)
+    device: Any = None
+    device_read: bool = False
     #: work to run after the response (lock mirrors, the drain, the batch flush)
     after: list[Callable[[], None]] = field(default_factory=list)
 

@@ -40,8 +40,8 @@ STATUS_RELATION = AccountStatus.user.field.related_query_name()
 BAD_VALUES = (ValueError, TypeError, OverflowError, ValidationError)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _quote(name: str | None) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _plan(model: Any, field_name: str, alias: str) -> tuple[Way, _Statement | No
 def _decide(model: Any, field_name: str, alias: str) -> tuple[Way, _Statement | None]:
     vendor = connections[alias].vendor
     if vendor != "postgresql":
-        return Way("orm", f"the {vendor} database: users are loaded with the ORM"), None
+        return Way("orm", f"the database is {vendor}, not PostgreSQL"), None
     manager = model._default_manager
     if type(manager).get_queryset is not models.Manager.get_queryset:
         return (
@@ -159,7 +159,7 @@ def _decide(model: Any, field_name: str, alias: str) -> tuple[Way, _Statement | 
     if not getattr(field, "concrete", False) or getattr(field, "column", None) is None:
         return Way("orm", f"{field_name!r} is not a column of the user model"), None
     statement = _Statement(model, field, alias)
-    return Way("statement", "one prebuilt statement joins the user and its status"), statement
+    return Way("statement", "it joins the user and its AccountStatus"), statement
 
 
 def load_user(field_name: str, value: Any) -> Any:

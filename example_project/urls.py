@@ -2,7 +2,7 @@ from importlib.util import find_spec
 
 from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
-from django.urls import path
+from django.urls import include, path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from auth401.forms import AuthenticationForm
@@ -26,6 +26,8 @@ urlpatterns = [
     ),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The self-service unlock link of the lock email (NOTIFY_OWNER).
+    path("auth401/", include("auth401.urls")),
 ]
 
 if find_spec("drf_spectacular") is not None:

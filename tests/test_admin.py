@@ -14,12 +14,19 @@ from django.utils import timezone
 from auth401 import accounts
 from auth401.admin import AccountActionsMixin, AccountStatusAdmin, extend_user_admin
 from auth401.models import AccountStatus, AuthEvent
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
 USERS = "/admin/auth/user/"
 STATUSES = "/admin/auth401/accountstatus/"
-ACTIONS = ["auth401_lock", "auth401_unlock", "auth401_suspend", "auth401_reinstate"]
+ACTIONS = [
+    "auth401_lock",
+    "auth401_unlock",
+    "auth401_suspend",
+    "auth401_reinstate",
+    "auth401_revoke_devices",
+]
 
 
 @pytest.fixture
@@ -414,3 +421,89 @@ def test_user_page_shows_the_account_status_and_its_buttons(admin_client, user_f
     assert f'/admin/auth401/accountstatus/user/{bob.pk}/unlock/">Unlock</a>' in section
     # the user form still saves: the section is read-only
     assert "auth401_account" not in admin_client.get(f"{USERS}add/").content.decode()
+
+
+# --- trusted devices --------------------------------------------------------------------------
+
+
+def _device_of(username: str, agent: str) -> None:
+    from django.test import Client
+
+    client = Client(REMOTE_ADDR="10.0.0.1", HTTP_USER_AGENT=agent)
+    login = client.post("/accounts/login/", {"username": username, "password": PASSWORD})
+    assert login.status_code == 302
+
+
+def test_user_page_lists_the_devices_and_revokes_one(admin_client, user_factory):
+    from auth401.models import Device
+
+    bob = user_factory("bob")
+    _device_of("bob", "Firefox/140.0")
+    _device_of("bob", "curl/8.5.0")
+    page = admin_client.get(f"{USERS}{bob.pk}/change/")
+    html = page.content.decode()
+    assert "Trusted devices" in html
+    assert "Firefox/140.0" in html and "curl/8.5.0" in html and "10.0.0.1" in html
+    [formset] = [f.formset for f in page.context["inline_admin_formsets"]]
+    assert [form.instance.user_agent for form in formset.forms] == ["curl/8.5.0", "Firefox/140.0"]
+
+    # Saving the user's page with one box ticked revokes that device only.
+    data = {
+        key: value
+        for key, value in page.context["adminform"].form.initial.items()
+        if value is not None and key not in ("password", "groups", "user_permissions")
+    }
+    data.update(
+        {
+            "date_joined_0": bob.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": bob.date_joined.strftime("%H:%M:%S"),
+            f"{formset.prefix}-TOTAL_FORMS": "2",
+            f"{formset.prefix}-INITIAL_FORMS": "2",
+            f"{formset.prefix}-MIN_NUM_FORMS": "0",
+            f"{formset.prefix}-MAX_NUM_FORMS": "1000",
+            f"{formset.prefix}-0-id": str(formset.forms[0].instance.pk),
+            f"{formset.prefix}-0-user": str(bob.pk),
+            f"{formset.prefix}-0-revoke": "on",
+            f"{formset.prefix}-1-id": str(formset.forms[1].instance.pk),
+            f"{formset.prefix}-1-user": str(bob.pk),
+        }
+    )
+    data.pop("last_login", None)
+    saved = admin_client.post(f"{USERS}{bob.pk}/change/", data)
+    assert saved.status_code == 302, saved.context["errors"] if saved.context else saved
+    revoked = dict(Device.objects.values_list("user_agent", "revoked_at"))
+    assert revoked["curl/8.5.0"] is not None
+    assert revoked["Firefox/140.0"] is None
+
+
+def test_revoke_all_devices_from_the_user_page_and_the_user_list(admin_client, root, user_factory):
+    from auth401.models import Device
+
+    bob = user_factory("bob")
+    carol = user_factory("carol")
+    for name in ("bob", "bob", "carol"):
+        _device_of(name, "Firefox/140.0")
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    url = f"/admin/auth401/accountstatus/user/{bob.pk}/revoke_devices/"
+    assert f'<a class="button auth401-revoke_devices" href="{url}">Revoke devices</a>' in html
+
+    done = admin_client.post(url, {"reason": "Lost phone"}, follow=True)
+    assert messages_of(done) == ["1 account had their trusted devices revoked."]
+    assert Device.objects.filter(user=bob, revoked_at__isnull=True).count() == 0
+    assert Device.objects.filter(user=carol, revoked_at__isnull=True).count() == 1
+    event = AuthEvent.objects.get(code="devices_revoked")
+    assert (event.user, event.actor, event.note) == (bob, root, "2 device(s): Lost phone")
+
+    done = apply(admin_client, USERS, "auth401_revoke_devices", [carol.pk], reason="")
+    assert messages_of(done) == ["1 account had their trusted devices revoked."]
+    assert not Device.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_devices_off_hides_them_in_the_admin(admin_client, user_factory, auth401_settings):
+    bob = user_factory("bob")
+    _device_of("bob", "Firefox/140.0")
+    auth401_settings(DEVICES_ENABLED=False)
+    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
+    assert "Firefox/140.0" not in html and "revoke_devices" not in html
+    choices = admin_client.get(USERS).context["action_form"].fields["action"].choices
+    assert "auth401_revoke_devices" not in dict(choices)

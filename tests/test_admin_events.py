@@ -127,7 +127,7 @@ def test_changelist_filter_choices_come_from_the_catalogue(admin_client, events)
     ]  # fmt: skip
     assert filters["code"] == [
         "All", *CATALOGUE, "admin_lock", "admin_suspend", "admin_unlock", "admin_reinstate",
-        "auto_lock", "login_succeeded",
+        "auto_lock", "self_service_unlock", "devices_revoked", "login_succeeded",
     ]  # fmt: skip
     statuses = sorted({str(r.status_code()) for r in CATALOGUE.values()})
     assert filters["HTTP status"] == ["All", *statuses, "none (account change, success)"]

@@ -14,6 +14,7 @@ from auth401.checks import (
     OTHER_VALUE,
     REDIS_EVICTION,
     UNKNOWN_KEY,
+    USER_LOADING,
     VALUE_IDS,
     WIRING,
     check_deployment,
@@ -75,6 +76,12 @@ WRONG_VALUES = {
     "ALWAYS_LOCK_NETWORKS": ["not-a-network"],
     "COUNTER_TIMEOUT": "fast",
     "ADMIN_USER_ACTIONS": "off",
+    "DEVICES_ENABLED": "on",
+    "DEVICE_COOKIE_NAME": "device cookie",
+    "DEVICE_FAILURE_LIMIT": 0,
+    "NOTIFY_OWNER": 1,
+    "NOTIFY_NEW_DEVICE": None,
+    "NOTIFY_BASE_URL": "https://example.com/app/",
 }
 
 
@@ -344,6 +351,7 @@ def test_every_check_id_is_documented():
     listed = set(re.findall(r"^\| `(auth401\.[EWI]\d{3})` \|", page.read_text("utf-8"), re.M))
     documented = {*WIRING, *DEPLOYMENT, *VALUE_IDS.values()}
     documented |= {UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE, REDIS_EVICTION}
+    documented |= {USER_LOADING}
     assert listed == documented
 
 
@@ -360,3 +368,12 @@ def test_counters_on_a_database_without_upsert_returning(monkeypatch, settings):
     assert "mysql has no INSERT ... ON CONFLICT ... RETURNING" in message.msg
     monkeypatch.setattr(connection, "vendor", "postgresql")
     assert "auth401.E002" not in [m.id for m in check_deployment()]
+
+
+def test_notify_owner_without_auth401_urls_warns(leeway, auth401_settings, settings):
+    auth401_settings(NOTIFY_OWNER=True)
+    assert check_deployment() == []  # the test URLconf includes auth401.urls
+    settings.ROOT_URLCONF = "tests.urls_without_auth401"
+    assert check_deployment() == [_deployment("auth401.W011")]
+    auth401_settings(NOTIFY_OWNER=False)
+    assert check_deployment() == []

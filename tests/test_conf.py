@@ -35,6 +35,12 @@ def test_defaults_are_the_contract():
         "ALWAYS_LOCK_NETWORKS": [],
         "COUNTER_TIMEOUT": timedelta(milliseconds=250),
         "ADMIN_USER_ACTIONS": True,
+        "DEVICES_ENABLED": True,
+        "DEVICE_COOKIE_NAME": "auth401_device",
+        "DEVICE_FAILURE_LIMIT": 5,
+        "NOTIFY_OWNER": False,
+        "NOTIFY_NEW_DEVICE": False,
+        "NOTIFY_BASE_URL": None,
     }
     assert {**contract, **beyond} == DEFAULTS
 
@@ -119,6 +125,35 @@ def test_defaults_validate_clean():
             90,
             "AUTH401['PASSWORD_MAX_AGE'] must be None or a positive datetime.timedelta, got 90.",
         ),
+        (
+            "DEVICE_COOKIE_NAME",
+            "sessionid;",
+            "AUTH401['DEVICE_COOKIE_NAME'] must be a cookie name (letters, digits, '-', '_', "
+            "'.'), got 'sessionid;'.",
+        ),
+        (
+            "DEVICE_COOKIE_NAME",
+            "",
+            "AUTH401['DEVICE_COOKIE_NAME'] must be a cookie name (letters, digits, '-', '_', "
+            "'.'), got ''.",
+        ),
+        (
+            "DEVICE_FAILURE_LIMIT",
+            True,
+            "AUTH401['DEVICE_FAILURE_LIMIT'] must be a positive int, got True.",
+        ),
+        (
+            "NOTIFY_BASE_URL",
+            "example.com",
+            "AUTH401['NOTIFY_BASE_URL'] must be None or a scheme and host such as "
+            "'https://example.com', got 'example.com'.",
+        ),
+        (
+            "NOTIFY_BASE_URL",
+            "ftp://example.com",
+            "AUTH401['NOTIFY_BASE_URL'] must be None or a scheme and host such as "
+            "'https://example.com', got 'ftp://example.com'.",
+        ),
     ],
 )
 def test_bad_values_name_the_key(key, value, message):
@@ -160,3 +195,17 @@ def test_settings_reload_under_override(settings):
 def test_unknown_attribute_raises():
     with pytest.raises(AttributeError):
         app_settings.NOT_A_SETTING  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("DEVICE_COOKIE_NAME", "__Host-device"),
+        ("DEVICE_COOKIE_NAME", "dev.v2"),
+        ("NOTIFY_BASE_URL", "https://example.com"),
+        ("NOTIFY_BASE_URL", "http://127.0.0.1:8000/"),
+        ("DEVICE_FAILURE_LIMIT", 1),
+    ],
+)
+def test_good_device_and_notify_values(key, value):
+    assert validate({key: value}) == []

@@ -296,8 +296,8 @@ def test_the_logging_example_configures_the_auth401_logger():
     lines = result.stderr.splitlines()
     assert len(lines) == 2, lines
     assert lines[0].endswith(
-        " WARNING auth401 auth401 401 credentials_invalid user='alice' ip=203.0.113.7 path= "
+        " WARNING auth401.events auth401 401 credentials_invalid user='alice' ip=203.0.113.7 path= "
         "request_id="
     )
-    assert " INFO auth401 auth401 - login_succeeded user='alice'" in lines[1]
+    assert " INFO auth401.events auth401 - login_succeeded user='alice'" in lines[1]
     assert "auth401 401 credentials_invalid user='alice' ip=203.0.113.7" in " ".join(text.split())

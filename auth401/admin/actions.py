@@ -113,6 +113,17 @@ ACTIONS: dict[str, AccountAction] = {
                 "server log with request id %(request_id)s."
             ),
         ),
+        AccountAction(
+            "revoke_devices",
+            _("Revoke trusted devices of selected users"),
+            _("Revoke trusted devices"),
+            _("Revoke devices"),
+            _("had their trusted devices revoked"),
+            _(
+                "Could not revoke the devices of %(names)s: nothing was changed. The error is "
+                "in the server log with request id %(request_id)s."
+            ),
+        ),
     )
 }
 

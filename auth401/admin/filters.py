@@ -21,7 +21,15 @@ from auth401.lockout import normalise_username
 
 #: Event codes that are not answers of the catalogue: account changes (``auth401.accounts``
 #: and the lockout's lock) and audited successes (``AUDIT_SUCCESS``).
-ACCOUNT_EVENTS = ("admin_lock", "admin_suspend", "admin_unlock", "admin_reinstate", "auto_lock")
+ACCOUNT_EVENTS = (
+    "admin_lock",
+    "admin_suspend",
+    "admin_unlock",
+    "admin_reinstate",
+    "auto_lock",
+    "self_service_unlock",
+    "devices_revoked",
+)
 SUCCESS_EVENTS = ("login_succeeded",)
 
 #: Password guessing and the locks it causes: the codes an administrator watches.  Everything

@@ -18,24 +18,69 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from auth401 import devices
 from auth401.conf import app_settings
-from auth401.models import AccountStatus
+from auth401.models import AccountStatus, Device
 
 from .actions import ACTIONS, USER_ACTIONS, can_change_accounts
 from .status import account_action_url, admin_url
 
 #: The buttons a user's page offers in each state.
 BUTTONS = {
-    "active": ("lock", "suspend"),
-    "locked": ("unlock", "suspend"),
+    "active": ("lock", "suspend", "revoke_devices"),
+    "locked": ("unlock", "suspend", "revoke_devices"),
     "suspended": ("reinstate",),
 }
+#: Shown only with ``DEVICES_ENABLED``.
+DEVICE_ACTIONS = ("revoke_devices",)
+
+
+class DeviceForm(forms.ModelForm):
+    """One trusted device on its user's page: everything read-only but the revoke box."""
+
+    revoke = forms.BooleanField(label=_("revoke"), required=False)
+
+    class Meta:
+        model = Device
+        fields: list[str] = []
+
+    def save(self, commit: bool = True) -> Any:
+        device = super().save(commit=False)
+        if self.cleaned_data.get("revoke") and device.revoked_at is None:
+            device.revoked_at = timezone.now()
+            if commit:
+                devices.revoke(device, now=device.revoked_at)
+        return device
+
+
+class DeviceInline(admin.TabularInline):
+    """A user's trusted devices, most recently seen first; tick "revoke" and save."""
+
+    model = Device
+    form = DeviceForm
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    ordering = ("-last_seen",)
+    fields = ("first_seen", "last_seen", "ip", "user_agent", "revoked_at", "revoke")
+    readonly_fields = ("first_seen", "last_seen", "ip", "user_agent", "revoked_at")
+    verbose_name = _("trusted device")
+    verbose_name_plural = _("trusted devices")
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return can_change_accounts(request)
+
 
 if TYPE_CHECKING:
     _UserAdminBase = admin.ModelAdmin[Any]
@@ -44,10 +89,17 @@ else:  # a mixin at run time: the user admin it is mixed into comes after it in 
 
 
 class AccountActionsMixin(_UserAdminBase):
-    """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin, and
-    an "Account status" section to a user's page with the state, the reason and the buttons;
-    each change asks for a reason (and, for a lock, an end) before calling
-    ``auth401.accounts``."""
+    """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" and "Revoke trusted
+    devices" to a user ModelAdmin, an "Account status" section to a user's page with the
+    state, the reason and the buttons (each change asks for a reason, and for a lock an end,
+    before calling ``auth401.accounts``), and the user's trusted devices (first and last seen,
+    address, user agent), each with a revoke box (``DEVICES_ENABLED``)."""
+
+    def get_inlines(self, request: Any, obj: Any) -> Any:
+        inlines = list(super().get_inlines(request, obj))
+        if obj is not None and devices.enabled():
+            inlines.append(DeviceInline)
+        return inlines
 
     def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -72,6 +124,7 @@ class AccountActionsMixin(_UserAdminBase):
                 (
                     (name, account_action_url(site, obj.pk, name), ACTIONS[name].button)
                     for name in BUTTONS[state]
+                    if name not in DEVICE_ACTIONS or devices.enabled()
                 ),
             )
         except NoReverseMatch:  # a site without auth401's admins
@@ -98,6 +151,8 @@ class AccountActionsMixin(_UserAdminBase):
         actions = super().get_actions(request)
         if self.has_change_permission(request) and can_change_accounts(request):
             for action in USER_ACTIONS:
+                if action.__name__ == "auth401_revoke_devices" and not devices.enabled():
+                    continue
                 actions[action.__name__] = (
                     action,
                     action.__name__,
