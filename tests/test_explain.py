@@ -166,8 +166,8 @@ def basic_intro(header: str, username: str) -> str:
 
 
 NOT_LOCKED = (
-    "Failed logins for this username in the window: 0 of 5; not locked. (The client IP's "
-    "counter is not checked here.)\n"
+    "Counter, username: 0 of 5 failures in the window; not locked.\n"
+    "(No --from: the client address's counters are not read; --from IP adds them.)\n"
 )
 
 
@@ -243,7 +243,8 @@ def test_locked_username_is_refused_before_the_password(user, auth401_settings, 
         authenticate(request, username="alice", password="wrong")
     output = explain(basic("alice", PASSWORD))
     assert output.endswith(
-        "; locked for 900 s more. (The client IP's counter is not checked here.)\n"
+        "Counter, username: 0 of 2 failures in the window; locked for 900 s more.\n"
+        "(No --from: the client address's counters are not read; --from IP adds them.)\n"
         "Lockout: the username is locked, so the password is not even checked.\n"
         + answer("account_locked")
     )

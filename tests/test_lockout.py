@@ -503,10 +503,15 @@ def test_the_in_flight_bound_answers_login_busy_and_never_counts(user, auth401_s
 def test_decide_dry_run_takes_no_slot_and_counts_nothing(user, auth401_settings):
     from auth401 import decision
 
-    auth401_settings(FAILURE_LIMIT=1)
+    auth401_settings(FAILURE_LIMIT=2)
     verdict = decision.decide(None, "alice", "wrong", scheme="Basic", dry_run=True)
     assert verdict.failure.code == "credentials_invalid"
     assert [step for step, _ in verdict.trace] == ["lookup", "lock check", "password check"]
+    # With one failure left, the attempt that locks answers the lock, dry or not.
+    auth401_settings(FAILURE_LIMIT=1)
+    verdict = decision.decide(None, "alice", "wrong", scheme="Basic", dry_run=True)
+    assert (verdict.failure.code, verdict.failure.retry_after) == ("account_locked", 900)
+    assert verdict.trace[-1] == ("count", "this failure reaches the username limit: it locks")
     peeked = lockout.peek("alice")
     assert (peeked.failures, peeked.in_flight, peeked.locked_ms) == (0, 0, 0)
     assert AuthEvent.objects.count() == 0
