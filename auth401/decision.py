@@ -40,6 +40,10 @@ from .exceptions import Auth401Error
 STATUS_RELATION = "auth401_status"
 
 
+#: ``decide(..., password=ASSUMED_RIGHT, dry_run=True)``: the attempt of the account's owner
+ASSUMED_RIGHT: Any = object()
+
+
 @dataclass
 class Verdict:
     user: Any = None
@@ -85,7 +89,9 @@ def decide(
     """The verdict on one username + password attempt.  ``dry_run=True`` walks the same steps
     with read-only store calls (``lockout.peek_begin``, ``lockout.would_lock``): no place in
     flight taken, nothing counted, recorded or mirrored, and the same code a real attempt
-    would get now (a busy bound answers ``login_busy`` at once instead of waiting)."""
+    would get now (a busy bound answers ``login_busy`` at once instead of waiting).  A dry run
+    also takes ``password=ASSUMED_RIGHT`` (the owner's own password, not checked) and
+    ``username=None`` (any name: only the address's own counters)."""
     verdict = Verdict()
     ip = client_ip(request) if request is not None else None
     if lockout.address_denied(ip):
@@ -100,6 +106,8 @@ def decide(
     verdict.account = user
     user_id = getattr(user, "pk", None)
     keys = lockout.keys_for(str(username), user, ip)
+    if dry_run and username is None:  # any name from this address: its own counters only
+        keys = [key for key in keys if key.kind == "ip"]
 
     attempt = lockout.new_attempt()
     # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
@@ -140,7 +148,9 @@ def decide(
         verdict.failure = Auth401Error("account_locked", scheme=scheme, retry_after=left)
         return verdict
 
-    if user is None:
+    if dry_run and password is ASSUMED_RIGHT:
+        right = user is not None  # the owner's own attempt (auth401_status): not checked
+    elif user is None:
         # Run the hasher once, as for a real user, so timing does not tell (Django #20760).
         get_user_model()().set_password(password)
         right = False

@@ -241,7 +241,7 @@ def lock_failures(addresses: list[str]) -> dict[str, int]:
     )
     for ip, note in rows.iterator():
         try:
-            text = address_text(ip)
+            text = address_text(str(ip))
         except ValueError:
             continue
         match = _LOCK_FAILURES.search(note or "")
@@ -306,3 +306,25 @@ def would_lock(keys: list[Key]) -> list[Lock]:
 def peek_key(key: Key) -> Any:
     """The counter of one key (read only)."""
     return get_store().peek(key.name)
+
+
+def lock_address(ip: str, until_ms: int) -> None:
+    """Lock a client address (an admin's lock) until ``until_ms`` (epoch ms), in the database
+    store (never shortening a longer lock there) and, with Redis, in Redis too (its counters
+    of that address are replaced by the database's row).  It ends like an automatic lock, or
+    with ``clear``."""
+    from . import counters
+    from .models import FailureCounter
+
+    key = ip_key(ip)
+    level = max(1, get_store().peek(key).level)
+    database_store().mirror_lock(key, until_ms, level)
+    redis = counters.redis_store()
+    if redis is None:
+        return
+    row = FailureCounter.objects.get(counter_key=key)
+    try:
+        redis.clear(key)
+        redis.reseed([row])
+    except Exception as exc:  # redis-py raises many types: the database holds the lock
+        counters.circuit.trip(exc)  # Redis is reseeded from the database when it is back

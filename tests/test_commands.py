@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -23,12 +24,13 @@ def test_status_of_an_admin_locked_user(user_factory):
     accounts.lock(bob, reason="Locked by an admin for the demo", by=root)
     out = run("auth401_status", "bob")
     lines = out.splitlines()
-    assert lines[0] == "bob: cannot log in"
+    assert lines[0] == "bob: cannot log in: account_locked (403)"
     assert lines[1] == "  state: locked"
     assert lines[2] == "  reason: Locked by an admin for the demo"
     assert lines[3].startswith("  changed: ") and lines[3].endswith(" UTC by root")
     assert lines[4] == "  locked until: until unlocked"
-    assert "  failures in the window: 0 / 5" in lines
+    assert lines[5] == "  failures, username: 0 / 5 in the window; not locked"
+    assert lines[6] == "  (no --from: an address lock would refuse them too; --from IP checks one)"
     expected = "admin_lock by root Locked by an admin for the demo"
     assert any(line.endswith(expected) for line in lines)
 
@@ -37,11 +39,15 @@ def test_status_of_a_brute_forced_user(user, api_client):
     for i in range(5):
         api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", f"guess{i}"))
     out = run("auth401_status", "alice")
-    assert out.startswith("alice: cannot log in\n  state: locked\n")
+    assert out.startswith("alice: cannot log in: account_locked (403)\n  state: locked\n")
     assert "  reason: Locked automatically after 5 failed logins\n" in out
     assert "by the lockout (automatic)" in out
-    assert "  failures in the window: 0 / 5\n" in out  # the lock resets the window
-    assert "  lockout: locked for 89" in out
+    # the lock resets the window
+    assert re.search(
+        r"\n  failures, username: 0 / 5 in the window; locked for (899|900) s more "
+        r"\(repeat 1\)\n",
+        out,
+    )
     assert "auto_lock" in out
 
 
@@ -62,7 +68,8 @@ def test_status_of_an_active_user(user):
 def test_status_of_an_unknown_username(api_client):
     api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ghost", "guess"))
     assert run("auth401_status", "ghost") == (
-        "ghost: no such user\n  failures in the window: 1 / 5\n  lockout: not locked\n"
+        "ghost: no such user (its name is counted like any other)\n"
+        "  failures, username: 1 / 5 in the window; not locked\n"
     )
 
 
@@ -98,9 +105,11 @@ def test_status_of_a_locked_address(api_client, auth401_settings):
     for name in ("ghost", "phantom"):
         api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(name, "guess"))
     lines = run("auth401_status", "127.0.0.1").splitlines()
-    assert lines[0] == "address 127.0.0.1: cannot log in (address locked)"
+    assert lines[0] == "address 127.0.0.1: cannot log in: address_locked (403)"
     assert lines[1] == "  failures in the window: 0 / 2"
-    assert lines[2].startswith("  lockout: locked for 89") and lines[2].endswith("(repeat 1)")
+    assert re.fullmatch(
+        r"  lockout: locked for (899|900) s more, after 2 failures \(repeat 1\)", lines[2]
+    )
     assert lines[3] == "  last events:"
     codes = [line.split()[2] for line in lines[4:]]
     assert codes == ["auto_lock", "address_locked", "credentials_invalid"]
@@ -114,7 +123,7 @@ def test_status_of_a_clean_address_and_the_lists(auth401_settings):
         "  failures in the window: 0 / 50",
     ]
     assert run("auth401_status", "192.0.2.9").splitlines()[:2] == [
-        "address 192.0.2.9: cannot log in (address locked)",
+        "address 192.0.2.9: cannot log in: address_locked (403)",
         "  listed in ALWAYS_LOCK_NETWORKS: always refused (address_locked)",
     ]
 
