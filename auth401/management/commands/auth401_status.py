@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.test import RequestFactory
 
@@ -109,7 +110,11 @@ class Command(BaseCommand):
         verdict = decision.decide(
             request, username, decision.ASSUMED_RIGHT, scheme=None, dry_run=True
         )
-        user = verdict.account
+        model = get_user_model()
+        try:  # looked up here too: decide() does not when the address is refused first
+            user = model._default_manager.get_by_natural_key(username)
+        except model.DoesNotExist:
+            user = None
         ip = source
         keys = lockout.keys_for(username, user, ip)
         peeks = [(key, lockout.peek_key(key)) for key in keys]
