@@ -333,11 +333,13 @@ def test_demo_bob_and_a_brute_forced_user_in_status_and_admin(client, api_client
         login(api_client, "alice", f"guess-{i}")
     out = StringIO()
     call_command("auth401_status", "bob", stdout=out)
-    assert out.getvalue().startswith("bob: cannot log in\n  state: locked\n")
+    assert out.getvalue().startswith("bob: cannot log in: account_locked (403)\n  state: locked\n")
     assert "  reason: Locked by an admin for the demo\n" in out.getvalue()
     out = StringIO()
     call_command("auth401_status", "alice", stdout=out)
-    assert out.getvalue().startswith("alice: cannot log in\n  state: locked\n")
+    assert out.getvalue().startswith(
+        "alice: cannot log in: account_locked (403)\n  state: locked\n"
+    )
     assert "  reason: Locked automatically after 5 failed logins\n" in out.getvalue()
 
     client.login(username="admin", password="admin-password-1")
