@@ -159,9 +159,9 @@ def counting_hasher(settings):
 def private_redis(settings, auth401_settings):
     """The counters in a redis-server of this test's own (killed, paused and restarted by
     its pid; the shared Redis is never touched), with ``FAILURE_LIMIT=3``."""
-    from tests.redis_server import RedisServer, free_port
+    from tests.redis_server import RedisServer
 
-    server = RedisServer(free_port(1)).start()
+    server = RedisServer().start()
     settings.CACHES = {
         **settings.CACHES,
         "counters": {

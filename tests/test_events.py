@@ -77,8 +77,7 @@ def test_an_event_holds_no_secret(rf):
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_flushes_the_batch(private_redis):
     """A server process whose batch waits (a long AUDIT_BATCH_DELAY) writes it on SIGTERM."""
-    port = private_redis.port + 2
-    server = start_server(port, private_redis.url, "sigterm")
+    server, port = start_server(private_redis.url, "sigterm")
     try:
         url = f"http://127.0.0.1:{port}/api/me/"
         with pytest.raises(urllib.error.HTTPError) as answer:
