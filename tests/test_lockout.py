@@ -52,13 +52,28 @@ def test_fifty_concurrent_guesses_check_the_password_at_most_five_times(
     for thread in threads:
         thread.join()
 
+    # The bound, whatever the scheduling: at most five checks; every other answer is the lock
+    # or, for an attempt that found five checks in flight for a whole second (a loaded
+    # machine), login_busy -- never a sixth check, never a 500.
     assert len(answers) == 50
-    assert counting_hasher.calls <= 5
-    wrong = [a for a in answers if a == (401, "credentials_invalid")]
-    locked = [a for a in answers if a == (403, "account_locked")]
-    assert len(wrong) + len(locked) == 50
-    assert len(wrong) <= 4  # the fifth check that fails answers account_locked itself
-    assert len(locked) >= 46
+    checked = counting_hasher.calls
+    assert checked <= 5
+    wrong = answers.count((401, "credentials_invalid"))
+    locked = answers.count((403, "account_locked"))
+    busy = answers.count((429, "login_busy"))
+    assert wrong + locked + busy == 50
+    # each check answered once: wrong, or (the one that locks) the lock
+    assert wrong == checked - (1 if checked == 5 else 0)
+    assert wrong <= 4
+    # Sequential guesses finish what the flood left: the lock comes at exactly the fifth
+    # check (on a quiet machine the flood already did, and these are refused unchecked).
+    client = APIClient()
+    for _ in range(6):
+        response = login(client, "alice", "wrong-guess")
+        if code(response) == "account_locked":
+            break
+    assert (response.status_code, code(response)) == (403, "account_locked")
+    assert counting_hasher.calls == 5
     assert lockout.peek("alice").locked_ms > 0
 
 
