@@ -175,3 +175,14 @@ def private_redis(settings, auth401_settings):
     )
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips that leave a part of auth401 untested (the browser test without Chromium) are
+    said at the end of every run, not only with ``-rs``."""
+    for report in terminalreporter.stats.get("skipped", []):
+        if report.nodeid.startswith("tests/test_browser.py") and isinstance(report.longrepr, tuple):
+            reason = report.longrepr[2].removeprefix("Skipped: ")
+            terminalreporter.write_line(
+                f"SKIPPED {report.nodeid}: {reason}", yellow=True, bold=True
+            )
