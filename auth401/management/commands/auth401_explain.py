@@ -181,6 +181,9 @@ def explain_counters(ex: Explanation, keys: list[Any], ip: str | None) -> None:
         ex.say("(No --from: the client address's counters are not read; --from IP adds them.)")
 
 
+#: the counters' kinds, as the output names them
+KINDS = {"ip": "address", "username": "username", "username+ip": "username-from-address"}
+
 #: what each refusal of the lock check means, by the trace's outcome
 LOCK_CHECK_NOTES = {
     "busy: the in-flight bound is full": "Lockout: failures plus checks in flight already "
@@ -218,14 +221,13 @@ def explain_basic(ex: Explanation, authenticator: Any, request: Request, header:
     refused = next((c for c in checks if not c.startswith("admitted")), None)
     if refused is not None:
         note = LOCK_CHECK_NOTES.get(refused)
+        kind = KINDS.get(refused.split()[1], refused.split()[1])
         if note is None and refused.endswith("locks now"):
-            kind = refused.split()[1]
             note = (
                 f"Lockout: the {kind} counter already reaches its limit without a lock: this "
                 "attempt locks it, and the password is not even checked."
             )
         elif note is None:
-            kind = refused.split()[1]
             note = f"Lockout: the {kind} is locked, so the password is not even checked."
         ex.say(note)
         assert failure is not None
@@ -250,8 +252,12 @@ def explain_basic(ex: Explanation, authenticator: Any, request: Request, header:
         ex.say("Password: right (checked here without counting anything).")
         explain_account(ex, user, failure)
         return
-    if "count" in steps:
-        ex.say(f"Lockout: {steps['count']}, and the answer is the lock.")
+    locking = next((k for k in keys if f"the {k.kind} limit" in steps.get("count", "")), None)
+    if locking is not None:
+        ex.say(
+            f"Lockout: that failure reaches the {KINDS[locking.kind]} counter's limit, so the "
+            "answer is the lock."
+        )
     assert failure is not None
     ex.fail(failure)
 
