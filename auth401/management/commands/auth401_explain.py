@@ -1,23 +1,27 @@
-"""``manage.py auth401_explain [- | "<header>"] [--basic USERNAME | --bearer | --token]``: which
-code, and why?
+"""``manage.py auth401_explain [- | "<header>"] [--basic USERNAME | --bearer | --token]
+[--from IP]``: which code, and why?
 
 Secrets stay out of shell history and ``ps``: with ``-`` the header (or, with ``--basic``,
 ``--bearer`` or ``--token``, only the password or token) is read from standard input; with no
-argument it is asked for at a prompt that does not echo.  A header given as an argument works
-too, for headers without a secret worth keeping.
+argument it is asked for at a prompt that does not echo (no terminal and nothing on standard
+input: a clear error, exit status 1).  A header given as an argument works too, for headers
+without a secret worth keeping.
 
 For a client developer staring at a 401: paste the header, read step by step what the API sees
-(the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials, the
-JWT's header, claims and times against the server clock, the signature, the user and the
-account state), then the answer's ``detail`` and ``hint``, and last ``code: <code> (<status>)``
-or ``accepted: <username>``.
+(the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials and
+the lockout's counters, the JWT's header, claims and times against the server clock, the
+signature, the user and the account state), then the answer's ``detail`` and ``hint``, and
+last ``code: <code> (<status>)`` or ``accepted: <username>``.
+
+The verdict is the API's own: Basic asks ``decision.decide(..., dry_run=True)`` (the backend's
+steps with read-only counter calls: nothing taken, counted or recorded); Bearer runs the JWT
+class's own steps (``get_validated_token``, ``get_user``, ``check_account``); Token runs the
+class's ``authenticate_credentials``.  ``--from IP`` is the client's address: its counters,
+locks and ``ALWAYS_LOCK_NETWORKS`` count as they would for the API (without it they are not
+read).  Session cookies are out of its sight.
 
 It never prints a secret: no password, no token, no signature, no API key (only its
-fingerprint, as in the audit trail).  It changes nothing: a wrong password is not counted as a
-failure (the password is checked with ``user.check_password``, not ``authenticate()``), and no
-audit row is written.  It uses the same classes, settings and helpers as the API, so its
-verdict is the API's; only the client IP's lockout counter and session cookies are out of its
-sight.
+fingerprint, as in the audit trail).
 """
 
 from __future__ import annotations
