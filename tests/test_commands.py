@@ -326,3 +326,21 @@ def test_the_dashboards_address_failures_are_the_locks_own(api_client, auth401_s
     run("auth401_lock", "192.0.2.4", "--reason", "by hand", "--until", "1h")
     by_hand = {row.address: row.failures for row in lockout.locked_addresses()}
     assert by_hand == {"127.0.0.1": 3, "192.0.2.4": None}  # no failures led to it
+
+
+def test_status_of_a_user_names_the_locked_addresses_of_their_last_events(
+    user, api_client, auth401_settings
+):
+    """Without --from, a user refused only by an address lock is not shown as fine."""
+    auth401_settings(IP_FAILURE_LIMIT=2)
+    api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", "x"), REMOTE_ADDR="192.0.2.3")
+    api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ghost", "x"), REMOTE_ADDR="192.0.2.3")
+    api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", "y"), REMOTE_ADDR="192.0.2.4")
+    lines = run("auth401_status", "alice").splitlines()
+    assert lines[:5] == [
+        "alice: can log in",
+        "  state: active",
+        "  failures, username: 2 / 5 in the window; not locked",
+        "  from 192.0.2.3 (in their last events): cannot log in: address_locked (403)",
+        "  (no --from: an address lock would refuse them too; --from IP checks one)",
+    ]

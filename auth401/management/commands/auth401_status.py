@@ -144,9 +144,25 @@ class Command(BaseCommand):
             out(f"  password changed: {report.password_changed_at:{TIME}} UTC")
         self.counters(peeks, ip)
         if ip is None:
+            self.recent_addresses(username, report.last_events or [])
             out("  (no --from: an address lock would refuse them too; --from IP checks one)")
         out("  last events:")
         self.events(report.last_events or [], names=False)
+
+    def recent_addresses(self, username: str, rows: list[AuthEvent]) -> None:
+        """The addresses of the user's last events that would refuse them now (locked, or in
+        ``ALWAYS_LOCK_NETWORKS``): the same dry run, from each."""
+        seen: list[str] = []
+        for row in rows:
+            if row.ip and row.ip not in seen:
+                seen.append(str(row.ip))
+        for ip in seen:
+            verdict = decision.decide(
+                request_from(ip), username, decision.ASSUMED_RIGHT, scheme=None, dry_run=True
+            )
+            failure = verdict.failure
+            if failure is not None and failure.code == "address_locked":
+                self.stdout.write(verdict_line(f"  from {ip} (in their last events)", failure))
 
     def counters(self, peeks: list[tuple[Any, Any]], ip: str | None) -> None:
         out = self.stdout.write
