@@ -188,9 +188,18 @@ def nothing_written():
         (("auth401_lock", "192.0.2.1", "--reason", "r"), "An address lock needs --until"),
         (("auth401_lock", "alice", "--reason", "r", "--until", "soon"), "--until: 'soon' is"),
         (("auth401_status", "alice", "--from", "nowhere"), "--from: give one IP address"),
+        (("auth401_lock", "carol", "--reason", "r"), "carol is suspended: a lock would replace"),
+        (
+            ("auth401_lock", "10.1.2.3", "--reason", "r", "--until", "1h"),
+            "Address 10.1.2.3 would not be refused: the lockout does not lock it",
+        ),
     ],
 )
-def test_unknown_names_are_refused_and_nothing_is_written(user, args, message):
+def test_unknown_names_are_refused_and_nothing_is_written(
+    user, user_factory, args, message, auth401_settings
+):
+    auth401_settings(NEVER_LOCK_NETWORKS=["10.0.0.0/8"])
+    accounts.suspend(user_factory("carol"))
     before = nothing_written()
     with pytest.raises(CommandError, match=re.escape(message)):
         run(*args)
