@@ -186,6 +186,22 @@ def deleted_user_token(users: Any) -> str:
     return f"Bearer {token}"
 
 
+def then(*steps: Any) -> str:
+    """Run the setup steps (their values are already computed); answer the last (the header)."""
+    return steps[-1]
+
+
+def token_then(change: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """A token issued before ``change(user)`` happens to alice's account."""
+
+    def setup(users: Any) -> str:
+        token = AccessToken.for_user(users.alice)
+        change(users.alice)
+        return f"Bearer {token}"
+
+    return setup
+
+
 LOCKED = ("account_locked", 403)
 INVALID = ("credentials_invalid", 401)
 
@@ -195,27 +211,27 @@ CASES = {
     "wrong password": Case(INVALID, lambda u: basic("alice", "wrong")),
     "unknown user": Case(INVALID, lambda u: basic("nobody", "whatever")),
     "the failure that locks": Case(
-        LOCKED, lambda u: (wrong_guesses("alice", 4), basic("alice", "guess-9"))[1]
+        LOCKED, lambda u: then(wrong_guesses("alice", 4), basic("alice", "guess-9"))
     ),
     "locked by failures": Case(
-        LOCKED, lambda u: (wrong_guesses("alice", 5), basic("alice", PASSWORD))[1], owner="alice"
+        LOCKED, lambda u: then(wrong_guesses("alice", 5), basic("alice", PASSWORD)), owner="alice"
     ),
     "unknown name locked by failures": Case(
-        LOCKED, lambda u: (wrong_guesses("ghost", 5), basic("ghost", "guess"))[1]
+        LOCKED, lambda u: then(wrong_guesses("ghost", 5), basic("ghost", "guess"))
     ),
     "at the limit without a lock": Case(LOCKED, at_limit_without_a_lock, owner="alice"),
     "mirrored automatic lock only": Case(LOCKED, mirrored_lock_only, owner="alice"),
     "username+ip pair locked": Case(LOCKED, pair_locked, owner="alice"),
     "in-flight bound full": Case(("login_busy", 429), bound_full),
     "admin lock": Case(
-        LOCKED, lambda u: (accounts.lock(u.alice), basic("alice", PASSWORD))[1], owner="alice"
+        LOCKED, lambda u: then(accounts.lock(u.alice), basic("alice", PASSWORD)), owner="alice"
     ),
     "admin lock, wrong password": Case(
-        INVALID, lambda u: (accounts.lock(u.alice), basic("alice", "wrong"))[1]
+        INVALID, lambda u: then(accounts.lock(u.alice), basic("alice", "wrong"))
     ),
     "suspended": Case(
         ("account_suspended", 403),
-        lambda u: (accounts.suspend(u.alice), basic("alice", PASSWORD))[1],
+        lambda u: then(accounts.suspend(u.alice), basic("alice", PASSWORD)),
         owner="alice",
     ),
     "inactive": Case(("account_inactive", 403), lambda u: basic("dave", PASSWORD), owner="dave"),
@@ -245,13 +261,11 @@ CASES = {
     "token before a password change": Case(("token_revoked", 401), token_before_a_password_change),
     "token of a locked account": Case(
         LOCKED,
-        lambda u: (t := AccessToken.for_user(u.alice), accounts.lock(u.alice))[0] and f"Bearer {t}",
+        token_then(accounts.lock),
     ),
     "token of a suspended account": Case(
         ("account_suspended", 403),
-        lambda u: (
-            (t := AccessToken.for_user(u.alice), accounts.suspend(u.alice))[0] and f"Bearer {t}"
-        ),
+        token_then(accounts.suspend),
     ),
     "token of an inactive user": Case(
         ("account_inactive", 403), jwt(lambda u: AccessToken.for_user(u.dave))
