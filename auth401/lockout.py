@@ -235,7 +235,10 @@ def lock_failures(addresses: list[str]) -> dict[str, int]:
     since = timezone.now() - app_settings.LOCKOUT_MAX_DURATION - timedelta(minutes=1)
     found: dict[str, int] = {}
     rows = (
-        AuthEvent.objects.filter(code="auto_lock", ip__isnull=False, created_at__gte=since)
+        # An address's lock names no username (a username's lock from it does)
+        AuthEvent.objects.filter(
+            code="auto_lock", ip__isnull=False, username="", created_at__gte=since
+        )
         .order_by("-created_at")
         .values_list("ip", "note")
     )

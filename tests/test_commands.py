@@ -331,6 +331,13 @@ def test_the_dashboards_address_failures_are_the_locks_own(api_client, auth401_s
     [found] = lockout.locked_addresses()
     assert (found.address, found.failures) == ("127.0.0.1", 3)
     auth401_settings(IP_FAILURE_LIMIT=50)  # the count is the lock's, not today's limit
+    # a username's lock from the same address, later, is not the address's
+    AuthEvent.objects.create(
+        code="auto_lock",
+        ip="127.0.0.1",
+        username="ghost",
+        note="Locked automatically after 5 failed logins",
+    )
     assert lockout.locked_addresses()[0].failures == 3
     run("auth401_lock", "192.0.2.4", "--reason", "by hand", "--until", "1h")
     by_hand = {row.address: row.failures for row in lockout.locked_addresses()}
