@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -300,6 +300,35 @@ def unlock_address(address: str, *, by: Any = None, reason: str = "") -> bool:
     except DatabaseError as exc:
         raise AccountChangeError(f"The unlock of {text} was not applied: {exc}") from exc
     return was_locked
+
+
+def lock_address(
+    address: str, *, until: datetime | timedelta, by: Any = None, reason: str = ""
+) -> datetime:
+    """Lock a client address (an IP, or an IPv6 /64 network as text) until ``until`` (a
+    datetime or a duration), with an ``admin_lock`` event naming it; all or nothing.  It
+    refuses every login from the address with ``address_locked`` until then, or until
+    ``unlock_address``.  Answers the end."""
+    import ipaddress
+
+    text = str(address).strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{address!r} is not an IP address or network") from exc
+    if isinstance(until, timedelta):
+        until = timezone.now() + until
+    ip = str(network.network_address)
+    end = until.astimezone(UTC)
+    note = f"address {lockout.address_text(ip)} until {end:%Y-%m-%d %H:%M:%S} UTC"
+    note += f": {reason}" if reason else ""
+    try:
+        with transaction.atomic():
+            _event("admin_lock", by=by, note=note, ip=ip)
+            lockout.lock_address(ip, int(until.timestamp() * 1000))
+    except DatabaseError as exc:
+        raise AccountChangeError(f"The lock of {text} was not applied: {exc}") from exc
+    return until
 
 
 @dataclass

@@ -160,13 +160,19 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             return None
         validated_token = self.get_validated_token(raw_token)
         user = self.get_user(validated_token)
+        self.check_account(user, validated_token)
+        return user, validated_token
+
+    def check_account(self, user: Any, validated_token: Token) -> None:
+        """The last step of ``authenticate()``: the account state, and revocation of tokens
+        issued before the last lock, suspension or password change (a token without a usable
+        ``iat`` counts as issued at the epoch).  ``auth401_explain`` calls the same steps."""
         self._check_account(
             user,
             issued_at=issued_at(validated_token.payload),
             password_bound=True,
             check_active=simplejwt.api_settings.CHECK_USER_IS_ACTIVE,
         )
-        return user, validated_token
 
     # simplejwt annotates get_header() as returning bytes, but it returns None when the header
     # is missing (authenticate() checks for it), as this override does.

@@ -2,9 +2,11 @@
 
     credentials + account + counters  ->  verdict (a user, or a failure) + trace
 
-``Auth401Backend`` calls it for every ``authenticate()``; ``auth401_explain`` can call it
-without a request and with ``dry_run=True`` (no place in flight taken, nothing counted or
-recorded; locks are read with ``peek``).
+``Auth401Backend`` calls it for every ``authenticate()``; ``auth401_explain`` and
+``auth401_status`` call it with ``dry_run=True``: the same steps, each store call replaced by a
+read-only one (``lockout.peek_begin`` for ``begin``, ``lockout.would_lock`` for ``failed``), so
+no place in flight is taken and nothing is counted, recorded or mirrored, and the answer is the
+code a real attempt would get now.
 
 The steps, for real and unknown usernames alike (same queries, same hasher calls, same
 counter calls, so neither answer nor timing tells whether a username exists):
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
 from . import accounts, counters, devices, events, lockout, notify, state
@@ -34,6 +37,9 @@ from .conf import app_settings
 from .counters import Lock
 from .exceptions import Auth401Error
 from .users import load_by_natural_key
+
+#: ``decide(..., password=ASSUMED_RIGHT, dry_run=True)``: the attempt of the account's owner
+ASSUMED_RIGHT: Any = object()
 
 
 @dataclass
@@ -68,6 +74,12 @@ def _auto_locked(user: Any, joined: bool) -> float | None:
 def decide(
     request: Any, username: Any, password: Any, *, scheme: str | None, dry_run: bool = False
 ) -> Verdict:
+    """The verdict on one username + password attempt.  ``dry_run=True`` walks the same steps
+    with read-only store calls (``lockout.peek_begin``, ``lockout.would_lock``): no place in
+    flight taken, nothing counted, recorded or mirrored, and the same code a real attempt
+    would get now (a busy bound answers ``login_busy`` at once instead of waiting).  A dry run
+    also takes ``password=ASSUMED_RIGHT`` (the owner's own password, not checked) and
+    ``username=None`` (any name: only the address's own counters)."""
     verdict = Verdict()
     ip = client_ip(request) if request is not None else None
     if lockout.address_denied(ip):
@@ -85,8 +97,8 @@ def decide(
     if device is not None:
         verdict.step("device", "trusted: counted on the device's own key")
     keys = lockout.keys_for(str(username), user, ip, device)
-    if dry_run:
-        return _dry_run(verdict, user, password, keys, scheme)
+    if dry_run and username is None:  # any name from this address: its own counters only
+        keys = [key for key in keys if key.kind == "ip"]
 
     attempt = lockout.new_attempt()
     # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
@@ -95,11 +107,16 @@ def decide(
         request, "credentials_invalid", 401, scheme=scheme, username=username, user_id=user_id
     )
     refusals = {kind: events.retag(wrong, code) for kind, code in lockout.REFUSAL_CODES.items()}
-    answer = lockout.begin(keys, attempt, refusals)
+    answer = lockout.peek_begin(keys) if dry_run else lockout.begin(keys, attempt, refusals)
     if answer.locked is not None:
         code = lockout.REFUSAL_CODES[answer.locked.kind]
-        verdict.step("lock check", f"refused: {answer.locked.kind} locked")
+        if answer.lock is not None:
+            verdict.step("lock check", f"refused: {answer.locked.kind} at its limit, locks now")
+        else:
+            verdict.step("lock check", f"refused: {answer.locked.kind} locked")
         verdict.failure = Auth401Error(code, scheme=scheme, retry_after=answer.locked_ms / 1000)
+        if dry_run:
+            return verdict
         verdict.failure.event_id = refusals[answer.locked.kind]["event_id"]
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
@@ -119,20 +136,25 @@ def decide(
             "login_busy", scheme=scheme, retry_after=lockout.BUSY_RETRY_AFTER
         )
         return verdict
-    verdict.step("lock check", "admitted")
+    verdict.step("lock check", "admitted" + (" (dry run: nothing taken)" if dry_run else ""))
     left = None if device is not None else _auto_locked(user, joined)
     if left is not None and left > 0:
         # A lock mirrored on the account but unknown to the counters (they were reset):
         # refused before any password check, like the counters' own locks.
-        lockout.released(answer, keys, attempt)
+        if not dry_run:
+            lockout.released(answer, keys, attempt)
         verdict.step("lock check", "refused: automatic lock on the account")
         verdict.failure = Auth401Error("account_locked", scheme=scheme, retry_after=left)
         return verdict
 
-    if user is None:
+    if dry_run and password is ASSUMED_RIGHT:
+        right = user is not None  # the owner's own attempt (auth401_status): not checked
+    elif user is None:
         # Run the hasher once, as for a real user, so timing does not tell (Django #20760).
         get_user_model()().set_password(password)
         right = False
+    elif dry_run:
+        right = check_password(password, user.password)  # no hash upgrade saved
     else:
         right = user.check_password(password)
     verdict.step("password check", "right" if right else "wrong")
@@ -141,19 +163,26 @@ def decide(
         event = wrong
         # The attempt that locks answers the lock (its event says so): the refusals' events
         # with this attempt's identity.
-        locks = lockout.failed(answer, keys, attempt, event, refusals)
+        if dry_run:
+            locks = lockout.would_lock(keys)
+        else:
+            locks = lockout.failed(answer, keys, attempt, event, refusals)
         if locks:
             kind = locks[0].key.kind
             code = lockout.REFUSAL_CODES[kind]
             failure = Auth401Error(code, scheme=scheme, retry_after=locks[0].ms / 1000)
             event = refusals[kind]
+            verdict.step("count", f"this failure reaches the {kind} limit: it locks")
+        verdict.failure = failure
+        if dry_run:
+            return verdict
         failure.event_id = event["event_id"]
         events.announce(request, failure, event)
         verdict.recorded = True
-        verdict.failure = failure
         mirror(request, locks, username=str(username), user=user, ip=ip, store=answer.store)
         return verdict
-    lockout.released(answer, keys, attempt)
+    if not dry_run:
+        lockout.released(answer, keys, attempt)
     refusal = failure_for(
         user, scheme=scheme, password_login=True, trusted_device=device is not None
     )
@@ -224,34 +253,6 @@ def _to_stream(held: list[events.Event]) -> bool:
         counters.circuit.trip(exc)
         return False
     return True
-
-
-def _dry_run(verdict: Verdict, user: Any, password: Any, keys: list, scheme: str | None) -> Verdict:
-    from .counters import get_store
-
-    store = get_store()
-    for key in keys:
-        peeked = store.peek(key.name)
-        if key.lockable and peeked.locked_ms > 0:
-            verdict.step("lock check", f"refused: {key.kind} locked")
-            code = lockout.REFUSAL_CODES[key.kind]
-            verdict.failure = Auth401Error(code, scheme=scheme, retry_after=peeked.locked_ms / 1000)
-            return verdict
-    verdict.step("lock check", "not locked (dry run: nothing taken or counted)")
-    if user is None:
-        get_user_model()().set_password(password)
-        right = False
-    else:
-        right = user.check_password(password)
-    verdict.step("password check", "right" if right else "wrong")
-    if not right:
-        verdict.failure = Auth401Error("credentials_invalid", scheme=scheme)
-        return verdict
-    refusal = failure_for(user, scheme=scheme, password_login=True)
-    verdict.step("account state", refusal.code if refusal is not None else "may log in")
-    verdict.user = user if refusal is None else None
-    verdict.failure = refusal
-    return verdict
 
 
 def scheme_of(request: Any, default: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from .conf import app_settings
-from .counters import Begin, Key, Lock, database_store, get_store, now_ms
+from .counters import Begin, Key, Lock, database_store, get_store, lock_duration, now_ms, policy
 from .events import normalise_username as normalise_username
 
 logger = logging.getLogger("auth401")
@@ -208,7 +209,8 @@ class AddressLock:
 
     address: str
     seconds_left: float
-    failures: int
+    #: failures that led to the lock (from its ``auto_lock`` event; None: not recorded yet)
+    failures: int | None
 
 
 def locked_addresses() -> list[AddressLock]:
@@ -216,13 +218,128 @@ def locked_addresses() -> list[AddressLock]:
     so it works with either store."""
     rows = database_store().locked("ip:")
     now = now_ms()
+    counts = lock_failures([row.counter_key[3:] for row in rows])
     return [
-        AddressLock(row.counter_key[3:], (row.locked_until - now) / 1000, _failures(row))
+        AddressLock(
+            row.counter_key[3:], (row.locked_until - now) / 1000, counts.get(row.counter_key[3:])
+        )
         for row in rows
     ]
 
 
-def _failures(row: Any) -> int:
-    """Failures that led to the lock: its event's note is the source; the row keeps the
-    level, so report the limit the lock was reached at."""
-    return int(app_settings.IP_FAILURE_LIMIT)
+#: the number in an ``auto_lock`` event's note ("... after 50 failed logins ...")
+_LOCK_FAILURES = re.compile(r"after (\d+) failed")
+
+
+def lock_failures(addresses: list[str]) -> dict[str, int]:
+    """How many failures led to the current lock of each address (``address_text`` form):
+    read from the newest ``auto_lock`` event recorded for it within the longest lock
+    (one query); an address without one (its event not yet drained) is left out."""
+    if not addresses:
+        return {}
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import AuthEvent
+
+    wanted = set(addresses)
+    since = timezone.now() - app_settings.LOCKOUT_MAX_DURATION - timedelta(minutes=1)
+    found: dict[str, int] = {}
+    rows = (
+        # An address's lock names no username (a username's lock from it does)
+        AuthEvent.objects.filter(
+            code="auto_lock", ip__isnull=False, username="", created_at__gte=since
+        )
+        .order_by("-created_at")
+        .values_list("ip", "note")
+    )
+    for ip, note in rows.iterator():
+        try:
+            text = address_text(str(ip))
+        except ValueError:
+            continue
+        match = _LOCK_FAILURES.search(note or "")
+        if text in wanted and text not in found and match:
+            found[text] = int(match.group(1))
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+# --- read-only twins of begin/failed, for dry runs (auth401_explain, auth401_status) ----------
+
+
+def _would_lock(key: Key, peeked: Any, failures: int) -> Lock:
+    """The lock a store would set now on ``key`` (its next level), as ``begin``/``fail`` do."""
+    _, base, ceiling, _memory = policy()
+    level = peeked.level + 1 if peeked.level else 1
+    return Lock(key, lock_duration(level, base, ceiling), level, failures)
+
+
+def peek_begin(keys: list[Key]) -> Begin:
+    """What ``begin`` would answer now, read with ``peek`` (nothing taken, locked or recorded),
+    by the stores' rules in their order: a locked key refuses; a key whose confirmed failures
+    reach its limit without a lock refuses (the lock ``begin`` would set is ``Begin.lock``);
+    a full in-flight bound is busy (``begin`` would wait about a second first); else
+    admitted.  Only lockable keys take part, as in the stores."""
+    try:
+        store = get_store()
+        peeked = [(key, store.peek(key.name)) for key in keys if key.lockable]
+    except DatabaseError:
+        logger.exception("auth401: the failure counters could not be read (peek)")
+        return Begin(True, store=None)
+    for key, seen in peeked:
+        if seen.locked_ms > 0:
+            return Begin(False, key, seen.locked_ms)
+    for key, seen in peeked:
+        if seen.failures >= key.limit:
+            lock = _would_lock(key, seen, seen.failures)
+            return Begin(False, key, lock.ms, lock=lock)
+    for key, seen in peeked:
+        if seen.failures + seen.in_flight >= key.limit:
+            return Begin(False)
+    return Begin(True)
+
+
+def would_lock(keys: list[Key]) -> list[Lock]:
+    """The locks ``failed`` would set if one more wrong password were counted now (read with
+    ``peek``; nothing counted): every lockable, unlocked key one failure short of its limit."""
+    try:
+        store = get_store()
+        peeked = [(key, store.peek(key.name)) for key in keys if key.lockable]
+    except DatabaseError:
+        logger.exception("auth401: the failure counters could not be read (peek)")
+        return []
+    return [
+        _would_lock(key, seen, seen.failures + 1)
+        for key, seen in peeked
+        if seen.locked_ms <= 0 and seen.failures + 1 >= key.limit
+    ]
+
+
+def peek_key(key: Key) -> Any:
+    """The counter of one key (read only)."""
+    return get_store().peek(key.name)
+
+
+def lock_address(ip: str, until_ms: int) -> None:
+    """Lock a client address (an admin's lock) until ``until_ms`` (epoch ms), in the database
+    store (never shortening a longer lock there) and, with Redis, in Redis too (its counters
+    of that address are replaced by the database's row).  It ends like an automatic lock, or
+    with ``clear``."""
+    from . import counters
+    from .models import FailureCounter
+
+    key = ip_key(ip)
+    level = max(1, get_store().peek(key).level)
+    database_store().mirror_lock(key, until_ms, level)
+    redis = counters.redis_store()
+    if redis is None:
+        return
+    row = FailureCounter.objects.get(counter_key=key)
+    try:
+        redis.clear(key)
+        redis.reseed([row])
+    except Exception as exc:  # redis-py raises many types: the database holds the lock
+        counters.circuit.trip(exc)  # Redis is reseeded from the database when it is back

@@ -158,9 +158,9 @@ def counting_hasher(settings):
 def private_redis(settings, auth401_settings):
     """The counters in a redis-server of this test's own (killed, paused and restarted by
     its pid; the shared Redis is never touched), with ``FAILURE_LIMIT=3``."""
-    from tests.redis_server import RedisServer, free_port
+    from tests.redis_server import RedisServer
 
-    server = RedisServer(free_port(1)).start()
+    server = RedisServer().start()
     settings.CACHES = {
         **settings.CACHES,
         "counters": {
@@ -174,3 +174,14 @@ def private_redis(settings, auth401_settings):
     )
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips that leave a part of auth401 untested (the browser test without Chromium) are
+    said at the end of every run, not only with ``-rs``."""
+    for report in terminalreporter.stats.get("skipped", []):
+        if report.nodeid.startswith("tests/test_browser.py") and isinstance(report.longrepr, tuple):
+            reason = report.longrepr[2].removeprefix("Skipped: ")
+            terminalreporter.write_line(
+                f"SKIPPED {report.nodeid}: {reason}", yellow=True, bold=True
+            )

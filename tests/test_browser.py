@@ -1,6 +1,7 @@
 """The admin review in a real browser: Debian's headless Chromium driven by Selenium through
 Debian's chromedriver (never Selenium Manager, never a download).  ``.ci/run`` installs both
-packages; the test skips only where they are missing.
+packages.  Where they are missing the test skips, saying which at the end of the run, and fails
+instead when ``CI`` is set (a CI run must not pass without it).
 
 Flow: log in as admin, open the dashboard, filter the AuthEvent changelist by a code, lock a
 user from the user list through the form that asks why and until when, find the reason on the
@@ -8,6 +9,8 @@ account's page and in the event list, and unlock the account from the dashboard 
 The dashboard, with the locked account, is saved to ``.artifacts/dashboard.png``.
 """
 
+import importlib.util
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,20 +25,50 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
 PASSWORD = "browser-admin-password-1"
 
-pytestmark = [
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason=(
-            "needs Debian's chromium and chromium-driver (/usr/bin/chromium and "
-            "/usr/bin/chromedriver); .ci/run installs them with apt-get"
-        ),
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+
+def missing() -> list[str]:
+    """What the browser test needs and this machine lacks."""
+    absent = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if importlib.util.find_spec("selenium") is None:
+        absent.append("the selenium package (pip install -e '.[dev]')")
+    return absent
+
+
+def verdict(absent: list[str], ci: str | None) -> tuple[str, str]:
+    """("run", "") when nothing is missing; else ("skip", why), or ("fail", why) in CI (the
+    ``CI`` variable set, as CI services set it): a run that must prove the admin works in a
+    browser fails rather than passing without it."""
+    if not absent:
+        return "run", ""
+    why = (
+        f"the browser test did not run: missing {', '.join(absent)} (Debian's chromium and "
+        "chromium-driver packages; .ci/run installs them with apt-get)"
+    )
+    return ("fail", why + "; CI is set, so this run must have them") if ci else ("skip", why)
+
+
+def test_a_missing_browser_skips_loudly_and_fails_in_ci():
+    assert verdict([], None) == ("run", "")
+    assert verdict([], "true") == ("run", "")
+    assert verdict(["/usr/bin/chromium"], None) == (
+        "skip",
+        "the browser test did not run: missing /usr/bin/chromium (Debian's chromium and "
+        "chromium-driver packages; .ci/run installs them with apt-get)",
+    )
+    action, why = verdict(["/usr/bin/chromedriver"], "true")
+    assert action == "fail"
+    assert why.endswith("missing /usr/bin/chromedriver (Debian's chromium and chromium-driver "
+                        "packages; .ci/run installs them with apt-get); CI is set, so this "
+                        "run must have them")  # fmt: skip
 
 
 @pytest.fixture
 def browser(tmp_path):
+    action, why = verdict(missing(), os.environ.get("CI"))
+    if action == "fail":
+        pytest.fail(why, pytrace=False)
+    if action == "skip":
+        pytest.skip(why)  # and listed at the end of the run (conftest's terminal summary)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -98,6 +131,7 @@ def _text(driver, css: str) -> str:
     return driver.find_element("css selector", css).text
 
 
+@pytest.mark.django_db(transaction=True)
 def test_admin_review_in_chromium(browser, live_server):
     from selenium.webdriver.support.ui import Select
 

@@ -43,8 +43,7 @@ def undrained(private_redis, auth401_settings):
 
 
 def test_events_recorded_before_the_answer_survive_kill_9(undrained, user, settings):
-    port = undrained.port + 1
-    server = start_server(port, undrained.url, settings.CACHES["counters"]["KEY_PREFIX"])
+    server, port = start_server(undrained.url, settings.CACHES["counters"]["KEY_PREFIX"])
     try:
         url = f"http://127.0.0.1:{port}/api/me/"
         request_ids = []
@@ -197,8 +196,9 @@ def test_a_drained_failure_counts_in_the_database_for_an_outage(undrained, user,
 def test_two_servers_one_row_per_failure_and_the_lock_at_the_limit(undrained, user, settings):
     """A flood split across two server processes sharing the database and Redis."""
     prefix = settings.CACHES["counters"]["KEY_PREFIX"]
-    ports = [undrained.port + 3, undrained.port + 4]
-    servers = [start_server(port, undrained.url, prefix) for port in ports]
+    started = [start_server(undrained.url, prefix) for _ in range(2)]
+    servers = [server for server, _ in started]
+    ports = [port for _, port in started]
     answers: list[str] = []
     try:
         start = threading.Barrier(20)

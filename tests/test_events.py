@@ -120,8 +120,7 @@ def test_a_normal_exit_writes_what_is_held(private_redis):
     """A server process that holds rows (a long AUDIT_BATCH_DELAY) writes them when it ends
     normally (Ctrl-C of runserver: the interpreter's exit runs the atexit hook registered
     when the first row was held)."""
-    port = private_redis.port + 2
-    server = start_server(port, private_redis.url, "exit")
+    server, port = start_server(private_redis.url, "exit")
     try:
         url = f"http://127.0.0.1:{port}/api/me/"
         with pytest.raises(urllib.error.HTTPError) as answer:

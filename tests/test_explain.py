@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from io import StringIO
 
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings, strategies
 from rest_framework.authtoken.models import Token
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -107,7 +109,8 @@ def test_basic_password_from_a_prompt(monkeypatch, user):
 
 def test_bearer_and_token_from_stdin_or_a_prompt(monkeypatch, user, jwt_pair):
     access, _refresh = jwt_pair(user)
-    assert explain("-", "--bearer", stdin=access + "\n") == explain(f"Bearer {access}")
+    with time_machine.travel(timezone.now(), tick=False):  # "(N s ago)" the same in both
+        assert explain("-", "--bearer", stdin=access + "\n") == explain(f"Bearer {access}")
     key = Token.objects.create(user=user).key
     out, prompts = prompted(monkeypatch, key, "--token")
     assert prompts == ["Token (not shown): "]
@@ -166,8 +169,8 @@ def basic_intro(header: str, username: str) -> str:
 
 
 NOT_LOCKED = (
-    "Failed logins for this username in the window: 0 of 5; not locked. (The client IP's "
-    "counter is not checked here.)\n"
+    "Counter, username: 0 of 5 failures in the window; not locked.\n"
+    "(No --from: the client address's counters are not read; --from IP adds them.)\n"
 )
 
 
@@ -243,7 +246,8 @@ def test_locked_username_is_refused_before_the_password(user, auth401_settings, 
         authenticate(request, username="alice", password="wrong")
     output = explain(basic("alice", PASSWORD))
     assert output.endswith(
-        "; locked for 900 s more. (The client IP's counter is not checked here.)\n"
+        "Counter, username: 0 of 2 failures in the window; locked for 900 s more.\n"
+        "(No --from: the client address's counters are not read; --from IP adds them.)\n"
         "Lockout: the username is locked, so the password is not even checked.\n"
         + answer("account_locked")
     )
@@ -492,3 +496,68 @@ def test_jwt_issued_before_a_password_change(user):
         "Credentials: issued before the account's last lock, suspension or password change, so "
         "they are revoked.\n" + answer("token_revoked")
     )
+
+
+# -- the client address (--from) and the lockout's own rules ---------------------------------
+
+
+def test_an_address_lock_with_from(user, auth401_settings, api_client):
+    auth401_settings(IP_FAILURE_LIMIT=2)
+    for name in ("ghost", "phantom"):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(name, "x"), REMOTE_ADDR="192.0.2.8")
+    header = basic("alice", PASSWORD)
+    output = explain(header, "--from", "192.0.2.8")
+    assert output.startswith(basic_intro(header, "alice"))
+    tail = output[len(basic_intro(header, "alice")) :]
+    assert re.fullmatch(
+        f"User: found, id {user.pk}.\n"
+        r"Counter, address 192\.0\.2\.8: 0 of 2 failures in the window; locked for (899|900) s "
+        r"more\.\n"
+        "Counter, username: 0 of 5 failures in the window; not locked.\n"
+        "Lockout: the address is locked, so the password is not even checked.\n"
+        + re.escape(answer("address_locked")),
+        tail,
+    )
+    assert explain(header).endswith("accepted: alice\n")  # from elsewhere, alice logs in
+
+
+def test_the_failure_that_locks_answers_the_lock(user, auth401_settings):
+    from django.contrib.auth import authenticate
+
+    auth401_settings(FAILURE_LIMIT=3)
+    for _ in range(2):
+        authenticate(None, username="alice", password="wrong")
+    header = basic("alice", "wrong-again")
+    assert explain(header) == (
+        basic_intro(header, "alice") + f"User: found, id {user.pk}.\n"
+        "Counter, username: 2 of 3 failures in the window; not locked.\n"
+        "(No --from: the client address's counters are not read; --from IP adds them.)\n"
+        "Password: wrong. A real request would count failure 3 of 3 for this username.\n"
+        "Lockout: that failure reaches the username counter's limit, so the answer is the "
+        "lock.\n" + answer("account_locked")
+    )
+    assert lockout.peek("alice").failures == 2  # still: nothing counted
+
+
+def test_a_count_at_the_limit_without_a_lock_locks_now(user, auth401_settings):
+    from django.contrib.auth import authenticate
+
+    auth401_settings(LOCKOUT_ENABLED=False)
+    for _ in range(5):
+        authenticate(None, username="alice", password="wrong")
+    auth401_settings(LOCKOUT_ENABLED=True)
+    header = basic("alice", PASSWORD)
+    assert explain(header).endswith(
+        "Counter, username: 5 of 5 failures in the window; not locked.\n"
+        "(No --from: the client address's counters are not read; --from IP adds them.)\n"
+        "Lockout: the username counter already reaches its limit without a lock: this attempt "
+        "locks it, and the password is not even checked.\n" + answer("account_locked")
+    )
+    assert lockout.peek("alice").locked_ms == 0  # the dry run locked nothing
+
+
+def test_a_bad_from_is_refused(db):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="--from: 'nowhere' is not an IP address"):
+        explain("", "--from", "nowhere")

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from django.core.management import get_commands
 from django.db import connection
 
 from auth401.models import AuthEvent
+from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILURE_LIMIT = 5
@@ -44,7 +44,6 @@ REQUESTS = 40  # wrong passwords in the flood, far below the address limit set b
 THREADS = 8
 WRONG = "not-the-password"
 RIGHT = "the-right-password-1"
-PREFERRED_PORTS = (16490, 16491)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -92,18 +91,6 @@ class CountingMD5PasswordHasher(MD5PasswordHasher):
             os.close(fd)
         return super().verify(password, encoded)
 """
-
-
-def _port(preferred: int) -> int:
-    """``preferred`` when it is free, else one the system picks."""
-    for candidate in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free port")
 
 
 def _database_url() -> str:
@@ -227,7 +214,7 @@ def _flood_two_servers(
     tmp_path: Path, env: dict[str, str], username: str, run: str
 ) -> tuple[list[dict], list[BaseException], int]:
     """Start the two servers, flood them, send one right password to each, stop them."""
-    ports = [_port(p) for p in PREFERRED_PORTS]
+    ports = [free_port(), free_port()]
     servers: list[subprocess.Popen] = []
     answers: list[dict] = []
     errors: list[BaseException] = []

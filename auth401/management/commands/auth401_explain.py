@@ -1,23 +1,27 @@
-"""``manage.py auth401_explain [- | "<header>"] [--basic USERNAME | --bearer | --token]``: which
-code, and why?
+"""``manage.py auth401_explain [- | "<header>"] [--basic USERNAME | --bearer | --token]
+[--from IP]``: which code, and why?
 
 Secrets stay out of shell history and ``ps``: with ``-`` the header (or, with ``--basic``,
 ``--bearer`` or ``--token``, only the password or token) is read from standard input; with no
-argument it is asked for at a prompt that does not echo.  A header given as an argument works
-too, for headers without a secret worth keeping.
+argument it is asked for at a prompt that does not echo (no terminal and nothing on standard
+input: a clear error, exit status 1).  A header given as an argument works too, for headers
+without a secret worth keeping.
 
 For a client developer staring at a 401: paste the header, read step by step what the API sees
-(the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials, the
-JWT's header, claims and times against the server clock, the signature, the user and the
-account state), then the answer's ``detail`` and ``hint``, and last ``code: <code> (<status>)``
-or ``accepted: <username>``.
+(the scheme and which of ``DEFAULT_AUTHENTICATION_CLASSES`` takes it, the Basic credentials and
+the lockout's counters, the JWT's header, claims and times against the server clock, the
+signature, the user and the account state), then the answer's ``detail`` and ``hint``, and
+last ``code: <code> (<status>)`` or ``accepted: <username>``.
+
+The verdict is the API's own: Basic asks ``decision.decide(..., dry_run=True)`` (the backend's
+steps with read-only counter calls: nothing taken, counted or recorded); Bearer runs the JWT
+class's own steps (``get_validated_token``, ``get_user``, ``check_account``); Token runs the
+class's ``authenticate_credentials``.  ``--from IP`` is the client's address: its counters,
+locks and ``ALWAYS_LOCK_NETWORKS`` count as they would for the API (without it they are not
+read).  Session cookies are out of its sight.
 
 It never prints a secret: no password, no token, no signature, no API key (only its
-fingerprint, as in the audit trail).  It changes nothing: a wrong password is not counted as a
-failure (the password is checked with ``user.check_password``, not ``authenticate()``), and no
-audit row is written.  It uses the same classes, settings and helpers as the API, so its
-verdict is the API's; only the client IP's lockout counter and session cookies are out of its
-sight.
+fingerprint, as in the audit trail).
 """
 
 from __future__ import annotations
@@ -38,17 +42,17 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt import authentication as jwt_authentication
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
-from rest_framework_simplejwt.exceptions import TokenError
 
 from auth401 import decision, lockout, responses
-from auth401.accounts import cached_status, failure_for
+from auth401.accounts import cached_status
 from auth401.authentication import describe_malformed
+from auth401.client_ip import client_ip, parse_ip
 from auth401.codes import PROBLEMS
 from auth401.conf import app_settings
 from auth401.events import clean, fingerprint
 from auth401.exceptions import Auth401Error
 from auth401.handlers import default_authenticators, failure_for_exception, unauthenticated
-from auth401.upstream import PYJWT_REASONS, claim_time, classify_token_error, unverified_claims
+from auth401.upstream import PYJWT_REASONS, claim_time, unverified_claims
 
 if TYPE_CHECKING:
     from rest_framework_simplejwt.tokens import Token
@@ -95,6 +99,8 @@ class Explanation:
         self.write = write
         self.failure: Auth401Error | None = None
         self.user: Any = None
+        #: the request a login would come in (its client address), None without --from
+        self.source: Any = None
 
     def say(self, text: str) -> None:
         self.write(text)
@@ -155,6 +161,42 @@ def parse_only(
     return parsed
 
 
+def counter_label(key: Any, ip: str | None) -> str:
+    address = lockout.address_text(ip) if ip is not None else "?"
+    return {
+        "ip": f"address {address}",
+        "username": "username",
+        "username+ip": f"username from {address}",
+    }.get(key.kind, key.kind)
+
+
+def explain_counters(ex: Explanation, keys: list[Any], ip: str | None) -> None:
+    """One line per counter the attempt touches (read only)."""
+    for key in keys:
+        seen = lockout.peek_key(key)
+        lock_seconds = -(-seen.locked_ms // 1000)
+        state = f"locked for {lock_seconds} s more" if seen.locked_ms > 0 else "not locked"
+        never = "" if key.lockable else "; never locks here"
+        ex.say(
+            f"Counter, {counter_label(key, ip)}: {seen.failures} of {key.limit} failures in "
+            f"the window; {state}{never}."
+        )
+    if ip is None:
+        ex.say("(No --from: the client address's counters are not read; --from IP adds them.)")
+
+
+#: the counters' kinds, as the output names them
+KINDS = {"ip": "address", "username": "username", "username+ip": "username-from-address"}
+
+#: what each refusal of the lock check means, by the trace's outcome
+LOCK_CHECK_NOTES = {
+    "busy: the in-flight bound is full": "Lockout: failures plus checks in flight already "
+    "reach the limit; a real request waits about a second, then gets login_busy.",
+    "refused: automatic lock on the account": "Lockout: the account carries an automatic "
+    "lock, so the password is not even checked.",
+}
+
+
 def explain_basic(ex: Explanation, authenticator: Any, request: Request, header: bytes) -> None:
     parsed = parse_only(
         ex, authenticator, request, header, lambda u, p, request=None: (u, p), "Credentials"
@@ -164,34 +206,62 @@ def explain_basic(ex: Explanation, authenticator: Any, request: Request, header:
     username, password = parsed
     ex.say("Credentials: valid base64 of 'username:password' in UTF-8.")
     ex.say(f"Username: {shown(username, 64)} (the password is never shown).")
-    # The backend's own decision, dry: nothing is taken, counted or recorded.
-    verdict = decision.decide(None, username, password, scheme="Basic", dry_run=True)
+    # The backend's own decision, dry: the same steps, nothing taken, counted or recorded.
+    source = ex.source
+    ip = client_ip(source) if source is not None else None
+    verdict = decision.decide(source, username, password, scheme="Basic", dry_run=True)
     steps = dict(verdict.trace)
-    user = verdict.account
-    ex.say(f"User: found, id {user.pk}." if user is not None else "User: no such user.")
-    counter = lockout.peek(username, user=user)
-    limit = app_settings.FAILURE_LIMIT
-    lock_seconds = -(-counter.locked_ms // 1000)
-    state = f"locked for {lock_seconds} s more" if counter.locked_ms > 0 else "not locked"
-    ex.say(
-        f"Failed logins for this username in the window: {counter.failures} of {limit}; "
-        f"{state}. (The client IP's counter is not checked here.)"
-    )
     failure = verdict.failure
-    if steps.get("lock check", "").startswith("refused"):
-        ex.say("Lockout: the username is locked, so the password is not even checked.")
+    if steps.get("lookup", "").startswith("skipped"):
+        ex.say(f"Address: {ip} is in ALWAYS_LOCK_NETWORKS, so it is refused before anything.")
         assert failure is not None
         ex.fail(failure)
         return
-    would_count = f"A real request would count failure {counter.failures + 1} of {limit}"
+    user = verdict.account
+    ex.say(f"User: found, id {user.pk}." if user is not None else "User: no such user.")
+    keys = lockout.keys_for(str(username), user, ip)
+    explain_counters(ex, keys, ip)
+    checks = [outcome for name, outcome in verdict.trace if name == "lock check"]
+    refused = next((c for c in checks if not c.startswith("admitted")), None)
+    if refused is not None:
+        note = LOCK_CHECK_NOTES.get(refused)
+        kind = KINDS.get(refused.split()[1], refused.split()[1])
+        if note is None and refused.endswith("locks now"):
+            note = (
+                f"Lockout: the {kind} counter already reaches its limit without a lock: this "
+                "attempt locks it, and the password is not even checked."
+            )
+        elif note is None:
+            note = f"Lockout: the {kind} is locked, so the password is not even checked."
+        ex.say(note)
+        assert failure is not None
+        ex.fail(failure)
+        return
+    counter = (
+        lockout.peek_key(next(k for k in keys if k.kind == "username"))
+        if any(k.kind == "username" for k in keys)
+        else None
+    )
+    limit = app_settings.FAILURE_LIMIT
+    would_count = (
+        f" A real request would count failure {counter.failures + 1} of {limit} for this username."
+        if counter is not None
+        else ""
+    )
     if user is None:
-        ex.say(f"Password: not checked (no user). {would_count} for this username.")
+        ex.say(f"Password: not checked (no user).{would_count}")
     elif steps.get("password check") == "wrong":
-        ex.say(f"Password: wrong. {would_count} for this username.")
+        ex.say(f"Password: wrong.{would_count}")
     else:
         ex.say("Password: right (checked here without counting anything).")
         explain_account(ex, user, failure)
         return
+    locking = next((k for k in keys if f"the {k.kind} limit" in steps.get("count", "")), None)
+    if locking is not None:
+        ex.say(
+            f"Lockout: that failure reaches the {KINDS[locking.kind]} counter's limit, so the "
+            "answer is the lock."
+        )
     assert failure is not None
     ex.fail(failure)
 
@@ -304,39 +374,39 @@ def explain_bearer(ex: Explanation, authenticator: Any, request: Request, header
     explain_signature(ex, raw)
     token_classes = simplejwt.api_settings.AUTH_TOKEN_CLASSES
     names = ", ".join(cls.__name__ for cls in token_classes)
-    validated = None
-    first_error: TokenError | None = None
-    for token_class in token_classes:
-        try:
-            validated = token_class(raw)
-            break
-        except TokenError as exc:
-            first_error = first_error or exc
-    if validated is None:
-        assert first_error is not None
-        refused = classify_token_error(first_error, raw, token_classes[0])
+    # The class's own steps, in authenticate()'s order: validation, the user, the account.
+    try:
+        validated = authenticator.get_validated_token(raw)
+    except Exception as exc:  # noqa: BLE001 - whatever the class raises is its answer
         ex.say(f"Token classes ({names}): none accepts it.")
-        ex.fail(refused)
+        ex.fail(as_failure(exc, request))
         return
     ex.say(f"Token classes ({names}): {type(validated).__name__} accepts it.")
-    failure: Auth401Error | None
     try:
         user = authenticator.get_user(validated)
-    except drf_exceptions.APIException as exc:
+    except Exception as exc:  # noqa: BLE001
         failure = as_failure(exc, request)
-    except (ValueError, TypeError):  # a signed token whose user id does not fit the model
-        failure = Auth401Error("token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"])
-    else:
-        failure = None
-    if failure is not None:
-        ex.say(f"User: the token's {id_claim} {shown(claims.get(id_claim))} gives no usable user.")
-        ex.fail(failure)
+        if failure.code in ("token_invalid", "credentials_invalid"):
+            ex.say(
+                f"User: the token's {id_claim} {shown(claims.get(id_claim))} gives no usable user."
+            )
+            ex.fail(failure)
+            return
+        # get_user's own account checks (is_active, the password hash claim)
+        found = getattr(exc, "user", None)
+        if found is not None:
+            ex.say(f"User: found, id {found.pk}.")
+            explain_account(ex, found, failure)
+        else:
+            ex.fail(failure)
         return
     ex.say(f"User: found, id {user.pk}.")
-    iat = claim_time(claims, "iat")
-    explain_account(
-        ex, user, failure_for(user, scheme="Bearer", issued_at=iat, password_bound=True)
-    )
+    try:
+        authenticator.check_account(user, validated)
+    except Exception as exc:  # noqa: BLE001
+        explain_account(ex, user, as_failure(exc, request))
+        return
+    explain_account(ex, user, None)
 
 
 # --- Token (rest_framework.authtoken) --------------------------------------------------------
@@ -420,6 +490,16 @@ class Command(BaseCommand):
                 "it from standard input; left out, it is asked for without echo."
             ),
         )
+        parser.add_argument(
+            "--from",
+            dest="source",
+            metavar="IP",
+            default=None,
+            help=(
+                "The client address the request comes from: its address counters and "
+                "locks (and ALWAYS_LOCK_NETWORKS) are read too, as the API would."
+            ),
+        )
         which = parser.add_mutually_exclusive_group()
         which.add_argument(
             "--basic",
@@ -447,7 +527,7 @@ class Command(BaseCommand):
         scheme = "Token" if options.get("token") else scheme
         if scheme is None:
             if header is None:
-                return getpass.getpass("Authorization header (not shown; empty for none): ")
+                return self.prompt("Authorization header (not shown; empty for none): ")
             return stdin.readline().rstrip("\r\n") if header == "-" else header
         if header not in (None, "-"):
             raise CommandError(
@@ -458,15 +538,36 @@ class Command(BaseCommand):
         if header == "-":
             secret = stdin.readline().rstrip("\r\n")
         else:
-            secret = getpass.getpass(f"{what} (not shown): ")
+            secret = self.prompt(f"{what} (not shown): ")
         if username is None:
             return f"{scheme} {secret}"
         pair = f"{username}:{secret}".encode("utf-8", "surrogateescape")
         return f"Basic {base64.b64encode(pair).decode('ascii')}"
 
-    def handle(self, *args: Any, header: str | None = None, **options: Any) -> None:
+    @staticmethod
+    def prompt(text: str) -> str:
+        """A no-echo prompt; with no terminal and nothing on standard input, a clear error
+        (exit status 1) instead of a traceback."""
+        try:
+            return getpass.getpass(text)
+        except EOFError:
+            raise CommandError(
+                "Nothing to read the secret from (no terminal, and standard input is empty): "
+                'give it on standard input with "-" (e.g. auth401_explain - < file).'
+            ) from None
+
+    def handle(
+        self, *args: Any, header: str | None = None, source: str | None = None, **options: Any
+    ) -> None:
+        request = None
+        if source is not None:
+            address = parse_ip(source)
+            if address is None:
+                raise CommandError(f"--from: {source!r} is not an IP address")
+            request = RequestFactory().get(PATH, REMOTE_ADDR=str(address))
         header = self.read_header(header, options)
         ex = Explanation(self.stdout.write)
+        ex.source = request
         self.explain(ex, header)
         if ex.failure is None and ex.user is not None:
             self.stdout.write(f"accepted: {clean(ex.user.get_username(), 150)}")
