@@ -126,16 +126,16 @@ def test_csv_export_content_and_formula_neutralisation(admin_client, user_factor
     selected = [plain.pk, hostile.pk, hidden.pk, admin_lock.pk]
     content = _export(admin_client, {"_selected_action": selected})
     assert content == (
-        "id,created_at,code,status_code,username,user,ip,user_agent,method,path,scheme,"
-        "request_id,token_fingerprint,actor,note\r\n"
-        f"{admin_lock.pk},2026-11-25T12:00:00.000+00:00,admin_lock,,bob,bob,,,,,,,,root,"
+        "id,created_at,last_seen,count,code,status_code,username,user,ip,user_agent,method,"
+        "path,scheme,request_id,token_fingerprint,actor,note\r\n"
+        f"{admin_lock.pk},2026-11-25T12:00:00.000+00:00,,1,admin_lock,,bob,bob,,,,,,,,root,"
         "Stolen laptop\r\n"
-        f"{hidden.pk},2026-11-25T11:30:00.000+00:00,credentials_invalid,401,"
+        f"{hidden.pk},2026-11-25T11:30:00.000+00:00,,1,credentials_invalid,401,"
         "'\u00a0=1+1,,,' @x,,'＝2,,,,,'＠y\r\n"
-        f"{hostile.pk},2026-11-25T11:00:00.000+00:00,credentials_invalid,401,"
+        f"{hostile.pk},2026-11-25T11:00:00.000+00:00,,1,credentials_invalid,401,"
         '"\'=HYPERLINK(""http://evil.example"",""x"")",,,\'+cmd|\' /C calc\'!A0,POST,\'-2+3,'
         "Basic,'@SUM(A1),,,\"'\tTAB, with comma\"\r\n"
-        f"{plain.pk},2026-11-25T10:00:00.123+00:00,token_expired,401,bob,bob,192.0.2.9,"
+        f"{plain.pk},2026-11-25T10:00:00.123+00:00,,1,token_expired,401,bob,bob,192.0.2.9,"
         "curl/8.5.0,GET,/api/me/,Bearer,req-1,0123456789abcdef,,\r\n"
     )
 

@@ -27,6 +27,8 @@ _BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf"})
 CSV_COLUMNS = (
     "id",
     "created_at",
+    "last_seen",
+    "count",
     "code",
     "status_code",
     "username",
