@@ -169,7 +169,11 @@ def _b64(raw: bytes) -> str:
             "Basic " + "!" * 10240, "authorization_malformed", NOT_BASE64, None, id="basic-10kb"
         ),
         pytest.param(
-            "Basic " + "a" * 10240, "authorization_malformed", NOT_BASE64, None, id="basic-10kb-bytes"
+            "Basic " + "a" * 10240,
+            "authorization_malformed",
+            NOT_BASE64,
+            None,
+            id="basic-10kb-bytes",
         ),
         pytest.param(
             "Basic " + _b64(b"alice:" + b"x" * 8000),
@@ -277,7 +281,9 @@ def test_basic_credentials_in_latin1_log_in_as_with_drf(api_client, user_factory
 @pytest.mark.django_db
 def test_wrong_latin1_password_is_credentials_invalid_and_counted(api_client, user_factory):
     user = user_factory(LATIN1_NAME, password=LATIN1_PASSWORD)
-    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=latin1_basic(LATIN1_NAME, "pässwort-2"))
+    response = api_client.get(
+        "/api/me/", HTTP_AUTHORIZATION=latin1_basic(LATIN1_NAME, "pässwort-2")
+    )
     body = assert_failure(
         response, 401, "credentials_invalid", www_authenticate=challenge_header(DEFAULT_CHALLENGES)
     )
