@@ -64,7 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_USER_ACTIONS": True,
 }
 
-RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
+#: "upstream": DRF's and simplejwt's own bodies and statuses, for clients of a migrating project
+RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors", "upstream")
 COUNTER_STORES = ("auto", "database", "cache")
 LOCKOUT_STATUS_CODES = (403, 429)
 LOCKOUT_KEY_KINDS = ("username", "ip", "username+ip")
@@ -164,7 +165,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "DISCLOSE_ACCOUNT_STATE": (_boolean, "True or False"),
     "RESPONSE_FORMAT": (
         _one_of(RESPONSE_FORMATS),
-        "'auth401', 'problem' or 'standardized_errors'",
+        "'auth401', 'problem', 'standardized_errors' or 'upstream'",
     ),
     "API_PATH_PREFIXES": (_path_prefixes, "a list of path prefixes starting with '/'"),
     "PASSWORD_MAX_AGE": (_optional_positive_duration, "None or a positive datetime.timedelta"),

@@ -78,8 +78,8 @@ def test_defaults_validate_clean():
         (
             "RESPONSE_FORMAT",
             "xml",
-            "AUTH401['RESPONSE_FORMAT'] must be 'auth401', 'problem' or 'standardized_errors', "
-            "got 'xml'.",
+            "AUTH401['RESPONSE_FORMAT'] must be 'auth401', 'problem', 'standardized_errors' or "
+            "'upstream', got 'xml'.",
         ),
         (
             "API_PATH_PREFIXES",
@@ -160,3 +160,8 @@ def test_settings_reload_under_override(settings):
 def test_unknown_attribute_raises():
     with pytest.raises(AttributeError):
         app_settings.NOT_A_SETTING  # noqa: B018
+
+
+@pytest.mark.parametrize("fmt", ["auth401", "problem", "standardized_errors", "upstream"])
+def test_every_response_format_is_valid(fmt):
+    assert validate({"RESPONSE_FORMAT": fmt}) == []
