@@ -328,10 +328,10 @@ UPSTREAM_ANSWERS: dict[tuple[str, str | None, str | None], UpstreamAnswer] = {
     ),
     # simplejwt's refresh serializer (DRF's AuthenticationFailed there)
     ("credentials_invalid", "no_active_account", None): UpstreamAnswer(
-        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT
+        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT, code="no_active_account"
     ),
     ("account_inactive", "no_active_account", None): UpstreamAnswer(
-        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT
+        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT, code="no_active_account"
     ),
     # DRF's TokenAuthentication (its default keyword)
     ("credentials_invalid", "Token", None): UpstreamAnswer(
