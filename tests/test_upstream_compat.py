@@ -570,8 +570,7 @@ UPSTREAM_KINDS: dict[str, tuple[str, Callable[[Side], Any]]] = {
     "jwt-bad-signature": (
         "token_invalid",
         lambda s: s.get(
-            "Bearer "
-            + jwt.encode({"token_type": "access", "user_id": "1", "exp": 2**33}, "x" * 40)
+            "Bearer " + jwt.encode({"token_type": "access", "user_id": "1", "exp": 2**33}, "x" * 40)
         ),
     ),
     "jwt-refresh-as-access": (
@@ -720,3 +719,131 @@ def test_every_upstream_kind_checks_a_code_upstream_has():
         "session_expired",  # upstream has no sessions that end: NotAuthenticated
     }
     assert set(CATALOGUE) >= UPSTREAM_CODES
+
+
+UPSTREAM = {"RESPONSE_FORMAT": "upstream"}
+
+
+@pytest.mark.django_db
+def test_upstream_expired_token_is_simplejwts_body(api_client, user, auth401_settings, caplog):
+    """A refresh interceptor's ``code == "token_not_valid"`` keeps working."""
+    auth401_settings(**UPSTREAM)
+    token = _expired(AccessToken.for_user(user))
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [
+            {"token_class": "AccessToken", "token_type": "access", "message": "Token is expired"}
+        ],
+    }
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response["X-Auth401-Code"] == "token_expired"
+    row = AuthEvent.objects.get()
+    assert (row.code, row.status_code, row.user_id, row.request_id) == (
+        "token_expired",
+        401,
+        None,
+        response["X-Request-ID"],
+    )
+    (record,) = [r for r in caplog.records if r.name == "auth401"]
+    assert (record.code, record.request_id) == ("token_expired", response["X-Request-ID"])
+
+
+@pytest.mark.django_db
+def test_upstream_lockout_still_locks_and_says_so(api_client, user, auth401_settings):
+    """The lock is auth401's own outcome: upstream has none, so its answer is auth401's text
+    and status in DRF's shape, with Retry-After; the wrong passwords before it are DRF's."""
+    auth401_settings(**UPSTREAM, FAILURE_LIMIT=2, LOCKOUT_DURATION=timedelta(minutes=15))
+    wrong = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", "wrong"))
+    assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid username/password."})
+    assert wrong["X-Auth401-Code"] == "credentials_invalid"
+    for attempt in (
+        lambda: api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", "wrong")),
+        lambda: api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", PASSWORD)),
+        lambda: api_client.post(
+            "/api/token/", {"username": "alice", "password": PASSWORD}, format="json"
+        ),
+    ):
+        locked = attempt()
+        assert (locked.status_code, locked.json()) == (403, {"detail": "This account is locked."})
+        assert locked["X-Auth401-Code"] == "account_locked"
+        assert 890 <= int(locked["Retry-After"]) <= 900
+        assert not locked.has_header("WWW-Authenticate")
+    assert accounts.status(user).lockout_seconds > 0
+    codes = sorted(AuthEvent.objects.values_list("code", flat=True))
+    assert codes == [
+        "account_locked",
+        "account_locked",
+        "account_locked",
+        "auto_lock",  # the lock itself, as in every format
+        "credentials_invalid",
+    ]
+
+
+@pytest.mark.django_db
+def test_upstream_answers_do_not_disclose_account_state(api_client, user_factory, auth401_settings):
+    auth401_settings(**UPSTREAM, DISCLOSE_ACCOUNT_STATE=False)
+    user_factory("alice")
+    accounts.suspend(user_factory("carol"))
+    user_factory("dave", is_active=False)
+    accounts.lock(user_factory("bob"))
+    answers = {}
+    for name, authorization in {
+        "wrong-password": basic("alice", "wrong"),
+        "suspended": basic("carol", PASSWORD),
+        "inactive": basic("dave", PASSWORD),
+        "locked": basic("bob", PASSWORD),
+        "unknown": basic("nobody", PASSWORD),
+    }.items():
+        response = api_client.get("/api/me/", HTTP_AUTHORIZATION=authorization)
+        headers = {k: v for k, v in response.items() if k != "X-Request-ID"}
+        answers[name] = (response.status_code, response.content, headers)
+    reference = answers.pop("wrong-password")
+    assert reference[:2] == (401, b'{"detail":"Invalid username/password."}')
+    assert reference[2]["X-Auth401-Code"] == "credentials_invalid"
+    for name, answer in answers.items():
+        assert answer == reference, name
+
+
+@pytest.mark.django_db
+def test_upstream_session_first_view_and_plain_views(api_client, auth401_settings):
+    """DRF's status choice: 403 where the first class (the session) gives no challenge; plain
+    Django views under API_PATH_PREFIXES answer as a session-only DRF view would."""
+    auth401_settings(**UPSTREAM)
+    for path in ("/api/order/session-first/", "/api/legacy/"):
+        response = api_client.get(path)
+        assert response.status_code == 403, path
+        assert response.json() == {"detail": "Authentication credentials were not provided."}
+        assert response["Content-Type"] == "application/json"
+        assert response["X-Auth401-Code"] == "credentials_missing"
+        assert not response.has_header("WWW-Authenticate")
+    forbidden = api_client.get("/api/legacy-forbidden/")
+    assert (forbidden.status_code, forbidden.json()) == (
+        403,
+        {"detail": "You do not have permission to perform this action."},
+    )
+    assert forbidden["X-Auth401-Code"] == "permission_denied"
+
+
+@pytest.mark.django_db
+def test_upstream_errors_use_the_views_renderer(auth401_settings):
+    """As DRF renders its own errors: a view's negotiated renderer renders the failure."""
+    from rest_framework.renderers import BaseRenderer
+
+    class PlainText(BaseRenderer):
+        media_type = "text/plain"
+        format = "txt"
+
+        def render(self, data: Any, media_type: Any = None, renderer_context: Any = None) -> bytes:
+            return f"refused: {data['detail']}".encode()
+
+    auth401_settings(**UPSTREAM)
+    view = Protected.as_view(renderer_classes=[PlainText])
+    response = view(factory.get("/api/x/", HTTP_AUTHORIZATION="Bearer not.a.jwt"))
+    response.render()
+    assert response.status_code == 401
+    assert response.content == b"refused: Given token not valid for any token type"
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["X-Auth401-Code"] == "token_invalid"
