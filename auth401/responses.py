@@ -364,6 +364,14 @@ UPSTREAM_ANSWERS: dict[tuple[str, str | None, str | None], UpstreamAnswer] = {
 UPSTREAM_CODES = frozenset(code for code, _site, _problem in UPSTREAM_ANSWERS)
 
 
+def upstream_status(code: str, status: int) -> int:
+    """The status of upstream's exception for ``code`` (401, or 403 for a permission or CSRF
+    refusal), before DRF's 403 where the view's first class gives no challenge; ``status``
+    (auth401's) for a code upstream has no counterpart for."""
+    row = UPSTREAM_ANSWERS.get((code, None, None))
+    return int(row.raises.status_code) if row is not None else status
+
+
 def _site(error: Auth401Error) -> str | None:
     """Where upstream would have raised: simplejwt's code, else the scheme that failed."""
     detail: Any = error.detail
