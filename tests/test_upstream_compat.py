@@ -9,13 +9,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import jwt
 import pytest
+import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from rest_framework import authentication as drf_authentication
@@ -847,3 +848,21 @@ def test_upstream_errors_use_the_views_renderer(auth401_settings):
     assert response.content == b"refused: Given token not valid for any token type"
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["X-Auth401-Code"] == "token_invalid"
+
+
+@pytest.mark.django_db
+def test_upstream_token_ended_by_an_admin_lock_is_not_valid(api_client, user, auth401_settings):
+    """A token ended by an admin lock answers as simplejwt answers a token it does not accept,
+    so a refresh interceptor tries a refresh (which fails the same way: log in again)."""
+    auth401_settings(**UPSTREAM)
+    with time_machine.travel(datetime.now(UTC) - timedelta(minutes=2)):
+        token = str(AccessToken.for_user(user))
+    accounts.lock(user, reason="stolen laptop")
+    accounts.unlock(user)
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert (response.status_code, response.json()) == (
+        401,
+        {"detail": "Given token not valid for any token type", "code": "token_not_valid"},
+    )
+    assert response["X-Auth401-Code"] == "token_revoked"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
