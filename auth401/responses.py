@@ -291,10 +291,11 @@ _TOKEN_CODES = ("token_invalid", "token_expired", "token_not_yet_valid", "token_
 #: site is simplejwt's code where auth401's error carries one (simplejwt's errors name their
 #: site so), else the scheme that failed; the problem is the ``PROBLEMS`` key of a malformed
 #: header or an invalid token.  Lookup: the full key, then without the problem, then the code
-#: alone.  Where auth401 refused from upstream's own exception (``raise ... from``: a Basic
-#: header DRF could not parse, a wrong Basic password, a CSRF failure), that exception is the
-#: answer and no row is needed.  A code with no row here has no upstream counterpart (a lock,
-#: a suspension, an expired password): it answers auth401's text and status in DRF's shape.
+#: alone (every code listed has that row).  Where auth401 refused from upstream's own exception
+#: (``raise ... from``: a Basic header DRF could not parse, a wrong Basic password, a CSRF
+#: failure), that exception is the answer.  A code not listed has no upstream counterpart (a
+#: lock, a suspension, an expired password): it answers auth401's text and status in DRF's
+#: shape.
 UPSTREAM_ANSWERS: dict[tuple[str, str | None, str | None], UpstreamAnswer] = {
     # simplejwt's JWTAuthentication
     ("authorization_malformed", "bad_authorization_header", None): UpstreamAnswer(
@@ -361,7 +362,10 @@ UPSTREAM_ANSWERS: dict[tuple[str, str | None, str | None], UpstreamAnswer] = {
 }
 
 #: the codes upstream has a counterpart for (every other code answers auth401's own text)
-UPSTREAM_CODES = frozenset(code for code, _site, _problem in UPSTREAM_ANSWERS)
+UPSTREAM_CODES = frozenset(
+    code for code, site, problem in UPSTREAM_ANSWERS if site is None and problem is None
+)
+assert {code for code, _site, _problem in UPSTREAM_ANSWERS} == UPSTREAM_CODES
 
 
 def upstream_status(code: str, status: int) -> int:

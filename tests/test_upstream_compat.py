@@ -19,6 +19,7 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.utils import translation
 from rest_framework import authentication as drf_authentication
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -47,7 +48,7 @@ from auth401.exceptions import (
     AuthenticationError,
     InvalidTokenError,
 )
-from auth401.handlers import exception_handler
+from auth401.handlers import exception_handler, upstream_authenticate_header
 from auth401.models import AuthEvent
 from auth401.serializers import TokenRefreshSerializer
 from tests.conftest import PASSWORD, basic
@@ -866,3 +867,48 @@ def test_upstream_token_ended_by_an_admin_lock_is_not_valid(api_client, user, au
     )
     assert response["X-Auth401-Code"] == "token_revoked"
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind", ["token-unknown-key", "token-inactive-user", "basic-wrong-password", "no-credentials"]
+)
+def test_upstream_texts_are_translated_as_upstream_translates_them(
+    kind, upstream_users, settings, auth401_settings
+):
+    """The table holds upstream's own message ids: DRF's catalogue translates them."""
+    code, act = UPSTREAM_KINDS[kind]
+    auth401_settings(RESPONSE_FORMAT="upstream")
+    with translation.override("de"):
+        ours = _answered(act(Side("ours", upstream_users)))
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
+        }
+        settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+        theirs = _answered(act(Side("theirs", upstream_users)))
+    assert ours.data == theirs.data
+    with translation.override("en"):
+        english = _answered(act(Side("theirs", upstream_users))).data
+    assert ours.data["detail"] != english["detail"]  # German indeed
+    assert ours["X-Auth401-Code"] == code
+
+
+def test_upstream_authenticate_header_is_the_upstream_classes():
+    request = factory.get("/")
+    for name, ours in CLASSES["ours"].items():
+        theirs = CLASSES["theirs"][name]
+        assert upstream_authenticate_header(ours(), request) == theirs().authenticate_header(
+            request
+        ), name
+    assert upstream_authenticate_header(SessionAuthentication(), request) is None
+
+    class ProjectBasic(BasicAuthentication):
+        def authenticate_header(self, request: Any) -> str:
+            return 'Basic realm="project"'
+
+    class PlainSubclass(BasicAuthentication):
+        pass
+
+    assert upstream_authenticate_header(ProjectBasic(), request) == 'Basic realm="project"'
+    assert upstream_authenticate_header(PlainSubclass(), request) == 'Basic realm="api"'
