@@ -41,11 +41,13 @@ def _user(user_or_username: Any) -> Any:
 
 
 def cached_status(user: Any) -> AccountStatus | None:
-    """The user's ``AccountStatus``, from the select_related cache when it was joined."""
+    """The user's ``AccountStatus``, as ``users.load_user`` attached it (an unsaved one with
+    the defaults stands for "no row": None)."""
     try:
-        return user.auth401_status
+        row = user.auth401_status
     except (AccountStatus.DoesNotExist, AttributeError):
         return None
+    return row if row.pk is not None else None
 
 
 def _change(

@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from rest_framework import authentication
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
@@ -33,7 +31,6 @@ from .exceptions import (
     InvalidTokenError,
     TokenAuthenticationFailed,
 )
-from .models import AccountStatus
 from .signals import session_issued_at
 from .upstream import (
     UNREADABLE_CLAIMS,
@@ -41,9 +38,7 @@ from .upstream import (
     issued_at,
     token_error_messages,
 )
-
-#: the reverse relation user -> AccountStatus, joined wherever a user is loaded to be checked
-STATUS_RELATION = AccountStatus.user.field.related_query_name()
+from .users import STATUS_RELATION, load_user
 
 
 def describe_malformed(header: bytes) -> Any:
@@ -227,18 +222,8 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
             raise InvalidTokenError(
                 "token_invalid", scheme="Bearer", problem=PROBLEMS["no_user"]
             ) from exc
-        manager = self.user_model._default_manager.select_related(STATUS_RELATION)
-        try:
-            if isinstance(user_id, str) and "\x00" in user_id:
-                raise self.user_model.DoesNotExist  # PostgreSQL refuses NUL: not a 500
-            user = manager.get(**{jwt_settings.USER_ID_FIELD: user_id})
-        except (
-            self.user_model.DoesNotExist,
-            ValueError,
-            TypeError,
-            OverflowError,
-            ValidationError,
-        ) as exc:
+        user = load_user(jwt_settings.USER_ID_FIELD, user_id)
+        if user is None:
             # Unknown, or an id that does not fit the field (another issuer sharing the key;
             # 1e400 reads as an infinite float).
             raise TokenAuthenticationFailed(
@@ -246,7 +231,7 @@ class JWTAuthentication(_Auth401Mixin, jwt_authentication.JWTAuthentication):
                 scheme="Bearer",
                 upstream_code="user_not_found",
                 problem=PROBLEMS["no_user"],
-            ) from exc
+            )
         if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
             failure = TokenAuthenticationFailed(
                 "account_inactive", scheme="Bearer", upstream_code="user_inactive"
@@ -377,10 +362,8 @@ def session_failure(request: Request) -> Auth401Error | None:
     user_id = session.get(SESSION_KEY)
     if user_id is None:
         return None
-    model = get_user_model()
-    try:
-        user = model._default_manager.select_related(STATUS_RELATION).get(pk=user_id)
-    except (model.DoesNotExist, ValueError, TypeError, ValidationError):
+    user = load_user("pk", user_id)
+    if user is None:
         return Auth401Error("session_expired", scheme="Session")
     return failure_for(user, scheme="Session") or Auth401Error("session_expired", scheme="Session")
 

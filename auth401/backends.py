@@ -19,9 +19,10 @@ from django.core.exceptions import PermissionDenied
 
 from . import events, state
 from .accounts import failure_for
-from .decision import STATUS_RELATION as STATUS_RELATION  # re-exported: the relation's name
 from .decision import decide, scheme_of
 from .exceptions import Auth401Error
+from .users import STATUS_RELATION as STATUS_RELATION  # re-exported: the relation's name
+from .users import load_user
 
 
 def stash_failure(request: Any, failure: Auth401Error) -> None:
@@ -79,11 +80,7 @@ class Auth401Backend(ModelBackend):
 
     def get_user(self, user_id: Any) -> Any:
         """Like ModelBackend's, with the AccountStatus joined; locked or suspended: None."""
-        model = get_user_model()
-        try:
-            user = model._default_manager.select_related(STATUS_RELATION).get(pk=user_id)
-        except (model.DoesNotExist, ValueError, TypeError):
-            return None
-        if failure_for(user) is not None:
+        user = load_user("pk", user_id)
+        if user is None or failure_for(user) is not None:
             return None
         return user

@@ -9,8 +9,8 @@ recorded; locks are read with ``peek``).
 The steps, for real and unknown usernames alike (same queries, same hasher calls, same
 counter calls, so neither answer nor timing tells whether a username exists):
 
-1. ``lookup``: the user and its ``AccountStatus`` in one query (plain ORM,
-   ``select_related``); a denied network (``ALWAYS_LOCK_NETWORKS``) is refused first.
+1. ``lookup``: the user and its ``AccountStatus`` in one query (``users.load_user``); a
+   denied network (``ALWAYS_LOCK_NETWORKS``) is refused first.
 2. ``lock check``: one counter call (``lockout.begin``): a locked key refuses (its event is
    recorded in the same call), and so does a key whose confirmed failures already reach its
    limit (it locks now; the lock is mirrored), a full in-flight bound answers ``login_busy``.
@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import BaseUserManager
 from django.utils import timezone
 
 from . import accounts, counters, events, lockout, state
@@ -33,8 +32,7 @@ from .accounts import cached_status, failure_for
 from .client_ip import client_ip
 from .counters import Lock
 from .exceptions import Auth401Error
-
-STATUS_RELATION = "auth401_status"
+from .users import load_by_natural_key
 
 
 @dataclass
@@ -52,18 +50,8 @@ class Verdict:
 
 
 def lookup(username: Any) -> tuple[Any, bool]:
-    """(the user or None, whether its AccountStatus was joined)."""
-    model = get_user_model()
-    manager = model._default_manager
-    if "\x00" in str(username):
-        return None, False  # no stored username has one; PostgreSQL would refuse it
-    try:
-        if type(manager).get_by_natural_key is BaseUserManager.get_by_natural_key:
-            query = manager.select_related(STATUS_RELATION)
-            return query.get(**{model.USERNAME_FIELD: username}), True
-        return manager.get_by_natural_key(username), False
-    except (model.DoesNotExist, model.MultipleObjectsReturned, ValueError, TypeError):
-        return None, False
+    """(the user or None, whether its AccountStatus was loaded with it)."""
+    return load_by_natural_key(username)
 
 
 def _auto_locked(user: Any, joined: bool) -> float | None:
@@ -108,6 +96,7 @@ def decide(
         code = lockout.REFUSAL_CODES[answer.locked.kind]
         verdict.step("lock check", f"refused: {answer.locked.kind} locked")
         verdict.failure = Auth401Error(code, scheme=scheme, retry_after=answer.locked_ms / 1000)
+        verdict.failure.event_id = refusals[answer.locked.kind]["event_id"]
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
         if answer.lock is not None:  # decided by this call: mirrored like any other
@@ -147,6 +136,7 @@ def decide(
             code = lockout.REFUSAL_CODES[kind]
             failure = Auth401Error(code, scheme=scheme, retry_after=locks[0].ms / 1000)
             event = refusals[kind]
+        failure.event_id = event["event_id"]
         events.announce(request, failure, event)
         verdict.recorded = True
         verdict.failure = failure

@@ -10,10 +10,12 @@ Where an event goes:
   store (the Redis stream, or the database on a connection the request's rollback cannot
   touch);
 - a failure that names none (no credentials, a malformed header, an unsupported scheme, a
-  token whose signature does not verify, an unknown API token) joins a per-process batch,
-  written after a response once ``AUDIT_BATCH_DELAY`` has passed, and at a normal exit
-  (``atexit``: SIGTERM under gunicorn and uWSGI ends workers normally).  A ``kill -9`` loses
-  at most those rows; their log records are written at once either way.  No thread is used.
+  token whose signature does not verify, an unknown API token) is aggregated per process
+  (``Held``): one row per (code, client address, path) per ``AUDIT_BATCH_DELAY`` window, with
+  a ``count``, written after a response once the window has passed and at a normal exit
+  (``atexit``; ``flush()`` for a server's exit hook).  A ``kill -9`` loses at most one window
+  of those counts; each failure's log record is written at once either way.  No thread, timer
+  or signal handler is used.
 
 Nothing secret is stored or logged: no password, no token (only a keyed 16-hex-digit
 fingerprint of Bearer/API tokens), no session key.  Text is truncated to its column and
@@ -27,14 +29,12 @@ import hashlib
 import logging
 import os
 import re
-import signal
 import threading
 import time
 import unicodedata
 import uuid
 from typing import Any
 
-from django.db import connections
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -46,6 +46,12 @@ from .models import AuthEvent
 from .request_id import get_request_id, http_request, posted_token
 
 logger = logging.getLogger("auth401")
+#: one record per failure, written at once.  A library's logger gets a NullHandler (the logging
+#: HOWTO's advice): configure ``auth401`` (or ``auth401.events``) in ``LOGGING`` to keep them;
+#: unconfigured, they are dropped instead of going to stderr through Python's last resort.
+#: auth401's own errors stay on ``auth401``.
+event_logger = logging.getLogger("auth401.events")
+event_logger.addHandler(logging.NullHandler())
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: schemes whose credentials are tokens (fingerprinted); Basic carries a password (never kept)
@@ -169,7 +175,7 @@ def for_failure(
 
     answered = effective(failure)
     note = "" if answered is failure else f"answered {answered.code}; reason {failure.code}"
-    return build(
+    event = build(
         request,
         answered.code,
         answered.reason.status_code(),
@@ -179,6 +185,8 @@ def for_failure(
         user_id=user_id,
         note=note,
     )
+    event["event_id"] = failure.event_id
+    return event
 
 
 def retag(event: Event, code: str) -> Event:
@@ -211,7 +219,9 @@ _LOGGED = (
 
 
 def log(event: Event, level: int = logging.WARNING) -> None:
-    logger.log(
+    if not event_logger.isEnabledFor(level):
+        return
+    event_logger.log(
         level,
         "auth401 %s %s user=%r ip=%s path=%s request_id=%s",
         event["status_code"] or "-",
@@ -257,8 +267,8 @@ def record_failure(
     if durable or event["user_id"] is not None or failure.code not in IDENTITYLESS:
         store_now([event], request)
     else:
-        batch.add(event)
-        current.after_response(batch.flush_if_due)
+        held.add(event)
+        current.after_response(held.flush_if_due)
 
 
 def record_success(request: Any, user: Any, scheme: str | None) -> None:
@@ -304,96 +314,79 @@ def write(events: list[Event]) -> None:
         )
 
 
-class Batch:
-    """Events of identity-less failures, written many per statement once the oldest has
-    waited ``AUDIT_BATCH_DELAY`` (checked after each response, and by a one-shot timer for
-    an idle process), and at a normal exit.  At
-    most ``LIMIT`` wait; beyond that the oldest are dropped, each drop logged."""
+class Held:
+    """Identity-less failures of this process, aggregated: one row per (code, client address,
+    path) per ``AUDIT_BATCH_DELAY`` window, carrying a ``count``, the first time
+    (``created_at``), the last (``last_seen``) and the first request id.  Written by
+    ``flush_if_due()`` after a response once the window has passed, and by ``flush()`` (at a
+    normal exit through ``atexit``, registered when the first row is held, or from a
+    server's exit hook).  At most ``MAX_GROUPS`` rows wait; further (address, path) pairs of
+    a code are summed into one row for that code without address or path.  No thread, timer
+    or signal handler: an idle worker holds its counts until its next response or its exit,
+    and a worker killed outright loses at most one window of counts (at most ``MAX_GROUPS`` +
+    one per code rows), never an identity event; each failure's log record is written at once.
+    """
 
-    LIMIT = 20_000
+    MAX_GROUPS = 1_000
 
     def __init__(self) -> None:
+        self._exit_hook = False
         self._forked()
-        atexit.register(self.flush)
         os.register_at_fork(after_in_child=self._forked)
-        _flush_on_sigterm(self)
 
     def _forked(self) -> None:
         # A forked child (a gunicorn worker) starts empty: the parent writes its own rows,
         # and a lock held by another thread at the fork would never be released.
         self._lock = threading.Lock()
-        self._events: list[Event] = []
+        self._groups: dict[tuple[Any, ...], Event] = {}
         self._since = 0.0
 
     def add(self, event: Event) -> None:
+        key = (event["code"], event["ip"], event["path"])
         with self._lock:
-            if len(self._events) >= self.LIMIT:
-                dropped = min(len(self._events), max(1, self.LIMIT // 10))
-                del self._events[:dropped]
-                logger.error("auth401: %d audit events dropped (the database is behind)", dropped)
-            first = not self._events
-            if first:
-                self._since = time.monotonic()
-            self._events.append(event)
-        if first:
-            self._arm()
-
-    def _arm(self) -> None:
-        """A one-shot timer that writes the batch once it is due, so events reach the table
-        at most ``AUDIT_BATCH_DELAY`` late even when no further response comes (an idle
-        worker).  A server that never runs threads (uWSGI without ``--enable-threads``) still
-        writes them after its next response and at exit."""
-        delay = app_settings.AUDIT_BATCH_DELAY.total_seconds()
-        if delay <= 0:
-            return
-        timer = threading.Timer(delay + 0.01, self._on_timer)
-        timer.daemon = True
-        timer.start()
-
-    def _on_timer(self) -> None:
-        try:
-            self.flush_if_due()
-        except Exception:
-            logger.exception("auth401: the audit batch timer could not write its events")
-        finally:
-            connections.close_all()  # this thread's connections only
+            group = self._groups.get(key)
+            if group is None and len(self._groups) >= self.MAX_GROUPS:
+                key = (event["code"], None, "")
+                group = self._groups.get(key)
+                if group is None:
+                    event = {**event, "ip": None, "path": "", "note": OVERFLOW_NOTE}
+            if group is None:
+                if not self._groups:
+                    self._since = time.monotonic()
+                self._groups[key] = {**event, "count": 1, "last_seen": event["created_at"]}
+            else:
+                group["count"] += 1
+                group["last_seen"] = event["created_at"]
+        if not self._exit_hook:
+            self._exit_hook = True
+            atexit.register(self.flush)
 
     def pending(self) -> int:
-        return len(self._events)
+        """How many failures are held (the sum of the rows' counts)."""
+        with self._lock:
+            return sum(group["count"] for group in self._groups.values())
 
     def flush_if_due(self) -> None:
         delay = app_settings.AUDIT_BATCH_DELAY.total_seconds()
-        if self._events and time.monotonic() - self._since >= delay:
+        if self._groups and time.monotonic() - self._since >= delay:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is waiting, now."""
+        """Write what is held, now."""
         with self._lock:
-            events, self._events = self._events, []
-        if events:
-            write(events)
+            rows, self._groups = list(self._groups.values()), {}
+        if rows:
+            write(rows)
 
 
-def _flush_on_sigterm(batch: Batch) -> None:
-    """Where nobody handles SIGTERM (Python's default ends the process without ``atexit``),
-    flush the batch first, then end as SIGTERM would.  Servers with their own handler
-    (gunicorn, uWSGI) end their workers normally, and ``atexit`` flushes."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
+#: the note of a row that sums the failures of a code beyond ``Held.MAX_GROUPS`` rows
+OVERFLOW_NOTE = "other addresses and paths of this code in the same window"
 
-        def flush_then_end(signum: int, frame: Any) -> None:
-            try:
-                batch.flush()
-            finally:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, flush_then_end)
-    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
-        return
+held = Held()
 
 
-batch = Batch()
+def flush() -> None:
+    """Write the identity-less rows this process holds, now: call it from a server's exit
+    hook (gunicorn's ``worker_exit``, uWSGI's ``atexit``) where the normal interpreter exit
+    does not run."""
+    held.flush()

@@ -16,6 +16,7 @@ auth401's code; ``failure.detail`` keeps upstream's structure.
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,20 @@ class Auth401Error(exceptions.APIException):
         # The same failure in another type: recorded once, whichever of the two is seen.
         other.origin = self.origin
         return other
+
+    @property
+    def event_id(self) -> str:
+        """The id of this failure's audit event (shared with the failures ``as_type`` made
+        from it): recorded once under it, whichever of them is seen."""
+        origin = self.origin
+        found = origin.__dict__.get("_event_id")
+        if found is None:
+            found = origin.__dict__["_event_id"] = uuid.uuid4().hex
+        return found
+
+    @event_id.setter
+    def event_id(self, value: str) -> None:
+        self.origin.__dict__["_event_id"] = value
 
     @property
     def origin(self) -> Auth401Error:

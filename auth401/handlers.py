@@ -21,7 +21,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.views import TokenViewBase
 
-from . import audit, responses
+from . import events, responses
 from .authentication import session_failure
 from .backends import stashed_failure
 from .codes import COOKIE_SCHEMES, HEADER_NOTE, PROBLEMS, SCHEMES_OR, translated
@@ -226,7 +226,7 @@ def render_failure(
     ``RESPONSE_FORMAT = "upstream"`` in a view, which renders it as it renders its own errors).
     ``authenticators``: the classes whose challenges a 401 lists.  Django logs the response as
     any 4xx ("Unauthorized: /path"); auth401's own record adds the code."""
-    audit.record_failure(request, failure)
+    events.record_failure(request, failure)
     if app_settings.RESPONSE_FORMAT == responses.UPSTREAM:
         own = list(getattr(request, "authenticators", None) or ()) if view else authenticators
         return responses.render(

@@ -126,7 +126,7 @@ class Auth401Middleware:
         (``HttpResponse.close()``, which WSGI and ASGI servers call), after the view's
         transaction: ``ATOMIC_REQUESTS`` cannot undo it and the answer does not wait."""
         current = state.of(request)
-        work = [*current.after, events.batch.flush_if_due, drain.after_response]
+        work = [*current.after, events.held.flush_if_due, drain.after_response]
         current.after = []
         current.managed = False  # work added from now on runs at once
         if now:

@@ -146,6 +146,21 @@ class AuthEvent(models.Model):
         verbose_name=_("actor"),
     )
     note = models.CharField(_("note"), max_length=255, blank=True)
+    count = models.PositiveIntegerField(
+        _("count"),
+        default=1,
+        db_default=1,
+        help_text=_(
+            "Failures this row stands for: failures that name no one (no credentials, a bad "
+            "token) are summed per code, address and path over a short window."
+        ),
+    )
+    last_seen = models.DateTimeField(
+        _("last seen"),
+        null=True,
+        blank=True,
+        help_text=_("The last of the failures this row counts (the first is its time)."),
+    )
     event_id = models.UUIDField(
         _("event id"),
         unique=True,

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from rest_framework_simplejwt import serializers
 from rest_framework_simplejwt import settings as simplejwt  # rebound on setting changes
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
 from .accounts import failure_for
-from .authentication import STATUS_RELATION
 from .codes import PROBLEMS
 from .exceptions import TokenAuthenticationFailed
 from .upstream import UNREADABLE_CLAIMS, issued_at, unverified_claims
+from .users import load_user
 
 
 def read_token(token_class: type[Token], raw: Any) -> Token:
@@ -54,21 +52,15 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
 
     def _check_user(self, user_id: Any, refresh: Token) -> None:
         jwt_settings = simplejwt.api_settings
-        model = get_user_model()
-        try:
-            if isinstance(user_id, str) and "\x00" in user_id:
-                raise model.DoesNotExist  # PostgreSQL refuses NUL: not a 500
-            user = model._default_manager.select_related(STATUS_RELATION).get(
-                **{jwt_settings.USER_ID_FIELD: user_id}
-            )
-        except (model.DoesNotExist, ValueError, TypeError, OverflowError, ValidationError):
+        user = load_user(jwt_settings.USER_ID_FIELD, user_id)
+        if user is None:
             # Upstream lets DoesNotExist escape (a 500 over HTTP): here it is a 401.
             raise TokenAuthenticationFailed(
                 "token_invalid",
                 scheme="Bearer",
                 upstream_code="user_not_found",
                 problem=PROBLEMS["no_user"],
-            ) from None
+            )
         if not jwt_settings.USER_AUTHENTICATION_RULE(user):
             code = "credentials_invalid" if user.is_active else "account_inactive"
             failure = TokenAuthenticationFailed(

@@ -34,8 +34,8 @@ class RequestState:
     #: the failure the backend decided (DRF's Basic class, simplejwt's token view and the
     #: login forms answer with it)
     failure: Any = None
-    #: ids of the failures already recorded (their events written), so none is recorded twice
-    recorded: set[int] = field(default_factory=set)
+    #: event ids of the failures already recorded, so none is recorded twice
+    recorded: set[str] = field(default_factory=set)
     #: work to run after the response (lock mirrors, the drain, the batch flush)
     after: list[Callable[[], None]] = field(default_factory=list)
 
@@ -48,10 +48,10 @@ class RequestState:
             run([work])
 
     def is_recorded(self, failure: Any) -> bool:
-        return id(getattr(failure, "origin", failure)) in self.recorded
+        return failure.event_id in self.recorded
 
     def mark_recorded(self, failure: Any) -> None:
-        self.recorded.add(id(getattr(failure, "origin", failure)))
+        self.recorded.add(failure.event_id)
 
 
 def of(request: Any) -> RequestState:

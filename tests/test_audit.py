@@ -7,7 +7,7 @@ import pytest
 from django.db import DatabaseError
 
 from auth401 import accounts, lockout, signals
-from auth401.audit import fingerprint
+from auth401.events import fingerprint
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
 
@@ -114,7 +114,7 @@ def test_no_secret_in_any_row_or_log_record(user, api_client, jwt_pair, caplog):
     for event in AuthEvent.objects.all():
         text = " ".join(str(getattr(event, f.attname)) for f in AuthEvent._meta.fields)
         assert not any(secret in text for secret in secrets), text
-    records = [r for r in caplog.records if r.name == "auth401"]
+    records = [r for r in caplog.records if r.name == "auth401.events"]
     assert len(records) == 5
     for record in records:
         text = record.getMessage() + " " + " ".join(map(str, record.__dict__.values()))
@@ -124,7 +124,7 @@ def test_no_secret_in_any_row_or_log_record(user, api_client, jwt_pair, caplog):
 def test_log_record_is_structured(user, api_client, caplog):
     caplog.set_level(logging.INFO, logger="auth401")
     response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", SECRET))
-    (record,) = [r for r in caplog.records if r.name == "auth401"]
+    (record,) = [r for r in caplog.records if r.name == "auth401.events"]
     assert record.levelno == logging.WARNING
     assert record.getMessage() == (
         f"auth401 401 credentials_invalid user='alice' ip=127.0.0.1 path=/api/me/ "
@@ -151,7 +151,7 @@ def test_cr_lf_cannot_forge_rows_or_log_lines(api_client, caplog):
     event = only_event()
     assert event.username == "mallory??auth401 200 login_succeeded user='admin'"
     assert event.user_agent == "ua??X-Forged: 1?"
-    message = next(r for r in caplog.records if r.name == "auth401").getMessage()
+    message = next(r for r in caplog.records if r.name == "auth401.events").getMessage()
     assert "\n" not in message and "\r" not in message
 
 
@@ -174,7 +174,7 @@ def test_broken_audit_write_still_answers(user, api_client, monkeypatch, caplog,
     monkeypatch.setattr(database, "event_row", broken)
     response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", SECRET))
     assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
-    messages = [r.getMessage() for r in caplog.records if r.name == "auth401"]
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("auth401")]
     assert "auth401: an audit event could not be recorded; the count stands" in messages
     assert any(m.startswith("auth401 401 credentials_invalid") for m in messages)
     assert lockout.peek("alice").failures == 1  # counted all the same

@@ -15,8 +15,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from auth401 import accounts, lockout
-from auth401.audit import fingerprint
 from auth401.codes import HEADER_NOTE
+from auth401.events import fingerprint
 from auth401.exceptions import Auth401Error
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic

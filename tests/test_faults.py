@@ -47,7 +47,7 @@ def warnings_from_auth401(caplog: Any, text: str) -> list[logging.LogRecord]:
     return [
         r
         for r in caplog.records
-        if r.name == "auth401" and r.levelno >= logging.WARNING and text in r.getMessage()
+        if r.name.startswith("auth401") and r.levelno >= logging.WARNING and text in r.getMessage()
     ]
 
 

@@ -85,9 +85,9 @@ def _transaction() -> Iterator[tuple[Any, Any]]:
 def event_row(event: dict) -> AuthEvent:
     """The unsaved ``AuthEvent`` of an event dict (see ``auth401.events``)."""
     fields = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
-    created = fields.get("created_at")
-    if isinstance(created, str):
-        fields["created_at"] = datetime.fromisoformat(created)
+    for name in ("created_at", "last_seen"):
+        if isinstance(fields.get(name), str):
+            fields[name] = datetime.fromisoformat(fields[name])
     if isinstance(fields.get("event_id"), str):
         fields["event_id"] = uuid.UUID(fields["event_id"])
     return AuthEvent(**fields)

@@ -42,10 +42,10 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from auth401 import decision, lockout, responses
 from auth401.accounts import cached_status, failure_for
-from auth401.audit import clean, fingerprint
 from auth401.authentication import describe_malformed
 from auth401.codes import PROBLEMS
 from auth401.conf import app_settings
+from auth401.events import clean, fingerprint
 from auth401.exceptions import Auth401Error
 from auth401.handlers import default_authenticators, failure_for_exception, unauthenticated
 from auth401.upstream import PYJWT_REASONS, claim_time, classify_token_error, unverified_claims
