@@ -676,6 +676,16 @@ def upstream_users(user_factory) -> dict[str, Any]:
     }
 
 
+def recorded_events() -> list[tuple[str, int]]:
+    """The AuthEvent rows, once every recorded event has landed (no middleware ran after
+    these factory requests: the held rows are flushed and the Redis stream drained here)."""
+    from auth401 import drain, events
+
+    events.flush()
+    drain.drain()
+    return list(AuthEvent.objects.values_list("code", "status_code"))
+
+
 def _answered(response: Any) -> Any:
     response.render()
     return response
@@ -689,7 +699,7 @@ def test_upstream_format_answers_as_drf_and_simplejwt(
     code, act = UPSTREAM_KINDS[kind]
     auth401_settings(RESPONSE_FORMAT="upstream")
     ours = _answered(act(Side("ours", upstream_users)))
-    recorded = list(AuthEvent.objects.values_list("code", "status_code"))
+    recorded = recorded_events()
 
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
