@@ -62,6 +62,7 @@ def _change(
     only_from: tuple[str, ...] | None = None,
     automatic: bool = False,
     clear_counters: bool = False,
+    event_id: str | None = None,
 ) -> AccountStatus:
     now = timezone.now()
     try:
@@ -81,7 +82,7 @@ def _change(
             if revoke:
                 status.tokens_valid_after = now
             status.save()
-            _event(event, user=user, by=by, note=reason)
+            _event(event, user=user, by=by, note=reason, event_id=event_id)
             if clear_counters:
                 # Last, inside the transaction: a failure here undoes the rest.
                 lockout.clear(user.get_username(), user=user)
@@ -127,8 +128,12 @@ def lock(
     )
 
 
-def auto_lock(user: Any, *, seconds: float, failures: int) -> AccountStatus:
-    """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension."""
+def auto_lock(
+    user: Any, *, seconds: float, failures: int, event_id: str | None = None
+) -> AccountStatus:
+    """The lockout's lock, mirrored on the user's row; never over an admin lock or suspension.
+    ``event_id``: the id of the lock's ``auto_lock`` event (a drain that applies it twice
+    writes it once)."""
     return _change(
         user,
         state=State.LOCKED,
@@ -137,7 +142,27 @@ def auto_lock(user: Any, *, seconds: float, failures: int) -> AccountStatus:
         until=timezone.now() + timedelta(seconds=seconds),
         only_from=(State.ACTIVE,),
         automatic=True,
+        event_id=event_id,
     )
+
+
+def apply_auto_locks(held: list[dict]) -> None:
+    """Write ``auto_lock`` events; one that carries an account's lock (``account_lock``)
+    is applied to the account's ``AccountStatus``, which records it under the same id."""
+    rows = []
+    for event in held:
+        lock = event.pop("account_lock", None)
+        if lock is None or event.get("user_id") is None:
+            rows.append(event)
+            continue
+        created = datetime.fromisoformat(event["created_at"])
+        left = lock["seconds"] - (timezone.now() - created).total_seconds()
+        user = get_user_model()._default_manager.filter(pk=event["user_id"]).first()
+        if user is None or left <= 0:
+            continue  # the account is gone, or its lock is over already
+        auto_lock(user, seconds=left, failures=lock["failures"], event_id=event["event_id"])
+    if rows:
+        events.write(rows)
 
 
 def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
@@ -146,14 +171,23 @@ def suspend(user: Any, *, reason: str = "", by: Any = None) -> AccountStatus:
     )
 
 
-def _event(code: str, *, user: Any = None, by: Any = None, note: str = "", **kwargs: Any) -> None:
-    """An admin action's event, written in the caller's transaction."""
+def _event(
+    code: str,
+    *,
+    user: Any = None,
+    by: Any = None,
+    note: str = "",
+    event_id: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """An account change's event, written in the caller's transaction."""
     from .counters.database import event_row
 
     actor_id = getattr(by, "pk", None)
-    event_row(
-        events.build(None, code, None, user=user, actor_id=actor_id, note=note, **kwargs)
-    ).save()
+    event = events.build(None, code, None, user=user, actor_id=actor_id, note=note, **kwargs)
+    if event_id is not None:
+        event["event_id"] = event_id
+    event_row(event).save()
 
 
 def unlock(user_or_username: Any, *, by: Any = None, reason: str = "") -> AccountStatus | None:

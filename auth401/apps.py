@@ -16,7 +16,6 @@ class Auth401Config(AppConfig):
         checks.register(auth401_checks.check_settings, checks.Tags.security)
         checks.register(auth401_checks.check_wiring, checks.Tags.security)
         checks.register(auth401_checks.check_deployment, checks.Tags.security)
-        checks.register(auth401_checks.check_counter_redis, checks.Tags.security)
 
         from django.apps import apps
 

@@ -5,7 +5,8 @@ not a dict.  ``auth401.E011``-``E035``: a wrong value, one id per setting (``VAL
 ``auth401.E012`` for a ``LOCKOUT_MAX_DURATION`` shorter than ``LOCKOUT_DURATION``.
 ``auth401.W001``-``W006``: wiring that would make answers imprecise (``WIRING``).
 ``auth401.E002``, ``W007``, ``W008``: settings around auth401 that turn into surprises in
-production (``DEPLOYMENT``).  ``auth401.I001`` is a reminder for ``check --deploy`` only.
+production (``DEPLOYMENT``).  ``auth401.I001`` (a reminder) and ``auth401.W010`` (the counter
+Redis's persistence and eviction) run under ``check --deploy`` only.
 Messages, hints, levels and ids are data; one function per concern.
 """
 
@@ -280,10 +281,13 @@ def _counter_database_vendor() -> str | None:
 REDIS_EVICTION = "auth401.W010"
 
 
+@register(Tags.security, deploy=True)
 def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """auth401.W010: the counters' Redis may evict keys (a lock or a count could vanish under
-    memory pressure), or has no AOF persistence (audit events not yet drained from its stream
-    are lost when it restarts).  Read with CONFIG GET where the server allows it; any error (no
+    """auth401.W010, under ``manage.py check --deploy`` only (a development Redis needs no
+    persistence, and ``runserver`` or ``migrate`` should not ask Redis for its configuration):
+    the counters' Redis may evict keys (a lock or a count could vanish under memory
+    pressure), or has no AOF persistence (audit events not yet drained from its stream are
+    lost when it restarts).  Read with CONFIG GET where the server allows it; any error (no
     connection, CONFIG renamed or refused) is silence, never a failed check."""
     if validate(getattr(settings, SETTING_NAME, None)):
         return []

@@ -164,8 +164,9 @@ REASONS: tuple[Reason, ...] = (
         401,
         _("The token has been revoked."),
         _("Log in again to get a new token."),
-        "Blacklisted refresh token, or a token issued before an admin lock, a suspension or "
-        "a password change (automatic lockout locks do not revoke tokens).",
+        "Blacklisted refresh token, or a token issued before a password change, or before an "
+        "admin lock or a suspension that has since ended (while it lasts the answer is "
+        "`account_locked` or `account_suspended`; automatic locks revoke no token).",
         bearer_error="invalid_token",
     ),
     Reason(

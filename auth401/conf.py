@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 
 SETTING_NAME = "AUTH401"
 
+#: every key and its default; ``RULES`` says what each one does and what it may be
 DEFAULTS: dict[str, Any] = {
     "FAILURE_LIMIT": 5,
     "FAILURE_WINDOW": timedelta(minutes=15),
@@ -39,28 +40,16 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MAX_AGE": None,
     "AUDIT_SUCCESS": False,
     "AUDIT_RETENTION": timedelta(days=90),
-    # Rows of failures that checked no password (no or bad token, no credentials, 403s) are
-    # written in batches at most this late; timedelta(0) writes each before the answer.
     "AUDIT_BATCH_DELAY": timedelta(seconds=1),
     "DOCS_URL": None,
     "FALLBACK_EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
-    # Where the failure counters live.  "auto" uses Redis when
-    # COUNTER_CACHE is Django's Redis cache, else the database; "database" forces the table.
     "COUNTER_STORE": "auto",
     "COUNTER_CACHE": "default",
-    # False: failures are counted and audited, but nothing is ever locked (a kill switch).
     "LOCKOUT_ENABLED": True,
-    # Which counters lock: "username" (FAILURE_LIMIT), "ip" (IP_FAILURE_LIMIT), and the
-    # pair "username+ip" (FAILURE_LIMIT per username and address).
     "LOCKOUT_KEYS": ["username", "ip"],
-    # CIDRs whose addresses are counted but never address-locked (offices behind NAT).
     "NEVER_LOCK_NETWORKS": [],
-    # CIDRs always refused with address_locked, before any password check.
     "ALWAYS_LOCK_NETWORKS": [],
-    # Connect and read timeout of the Redis counter calls.
     "COUNTER_TIMEOUT": timedelta(milliseconds=250),
-    # The lock/suspend/unlock/reinstate actions and the account box on the project's own
-    # registered user admin (False: leave the user admin alone; use AccountActionsMixin).
     "ADMIN_USER_ACTIONS": True,
 }
 
@@ -153,41 +142,166 @@ def _cache_alias(value: Any) -> bool:
     return isinstance(value, str) and value in getattr(settings, "CACHES", {"default": None})
 
 
-# key -> (test, what a good value looks like).  One row per key: the validation is data too.
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "FAILURE_LIMIT": (_positive_int, "a positive int"),
-    "FAILURE_WINDOW": (_positive_duration, "a positive datetime.timedelta"),
-    "IP_FAILURE_LIMIT": (_positive_int, "a positive int"),
-    "LOCKOUT_DURATION": (_positive_duration, "a positive datetime.timedelta"),
-    "LOCKOUT_MAX_DURATION": (_positive_duration, "a positive datetime.timedelta"),
-    "LOCKOUT_STATUS_CODE": (_one_of(LOCKOUT_STATUS_CODES), "403 or 429"),
-    "TRUSTED_PROXIES": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
-    "DISCLOSE_ACCOUNT_STATE": (_boolean, "True or False"),
-    "RESPONSE_FORMAT": (
+class Rule(NamedTuple):
+    """How one setting is checked and described."""
+
+    #: True for a good value
+    test: Callable[[Any], bool]
+    #: what a good value looks like (the system check's message says it)
+    expected: str
+    #: what the setting does, in one line (the settings reference is generated from it)
+    description: str
+
+
+# One row per key: the validation and the settings reference are data too.
+RULES: dict[str, Rule] = {
+    "FAILURE_LIMIT": Rule(
+        _positive_int,
+        "a positive int",
+        "Failed password checks per username within `FAILURE_WINDOW` before the username is "
+        "locked automatically. Usernames are counted case-folded and NFKC-normalised, so "
+        "`ALICE` and `alice` share one counter.",
+    ),
+    "FAILURE_WINDOW": Rule(
+        _positive_duration,
+        "a positive datetime.timedelta",
+        "How far back failures are counted.",
+    ),
+    "IP_FAILURE_LIMIT": Rule(
+        _positive_int,
+        "a positive int",
+        "Failed password checks per client address (an IPv6 client: its /64) within "
+        "`FAILURE_WINDOW`, across all usernames (password spraying), before the address is "
+        "locked (`address_locked`).",
+    ),
+    "LOCKOUT_DURATION": Rule(
+        _positive_duration,
+        "a positive datetime.timedelta",
+        "Length of the first automatic lock; each repeat doubles it.",
+    ),
+    "LOCKOUT_MAX_DURATION": Rule(
+        _positive_duration,
+        "a positive datetime.timedelta",
+        "Upper bound of the doubling; it must not be shorter than `LOCKOUT_DURATION`.",
+    ),
+    "LOCKOUT_STATUS_CODE": Rule(
+        _one_of(LOCKOUT_STATUS_CODES),
+        "403 or 429",
+        "Status of `account_locked` and `address_locked`: 429 for clients that expect "
+        "django-axes' behaviour.",
+    ),
+    "TRUSTED_PROXIES": Rule(
+        _networks,
+        "a list of IP networks such as '10.0.0.0/8'",
+        "Your own proxies, whose `X-Forwarded-For` is believed: the client address is the "
+        "right-most entry outside these networks. Empty: `X-Forwarded-For` is ignored.",
+    ),
+    "DISCLOSE_ACCOUNT_STATE": Rule(
+        _boolean,
+        "True or False",
+        "`False`: the account-state codes (`account_locked`, `account_suspended`, "
+        "`account_inactive`, `password_expired`) are answered as `credentials_invalid`, even "
+        "to a caller with the right password or a valid token.",
+    ),
+    "RESPONSE_FORMAT": Rule(
         _one_of(RESPONSE_FORMATS),
         "'auth401', 'problem', 'standardized_errors' or 'upstream'",
+        "The body of 401 and 403 answers: auth401's JSON, RFC 9457 "
+        "`application/problem+json` (`problem`), or drf-standardized-errors' shape "
+        "(`standardized_errors`). `upstream` keeps DRF's and simplejwt's own bodies, messages "
+        "and statuses for a migrating project's clients (see "
+        "[Migrating from DRF and simplejwt](migrating.md)); auth401 still locks, records and "
+        "logs with its own codes. In every format the code is in the `X-Auth401-Code` header.",
     ),
-    "API_PATH_PREFIXES": (_path_prefixes, "a list of path prefixes starting with '/'"),
-    "PASSWORD_MAX_AGE": (_optional_positive_duration, "None or a positive datetime.timedelta"),
-    "AUDIT_SUCCESS": (_boolean, "True or False"),
-    "AUDIT_RETENTION": (_positive_duration, "a positive datetime.timedelta"),
-    "AUDIT_BATCH_DELAY": (_batch_delay, "a datetime.timedelta from 0 to 60 seconds"),
-    "DOCS_URL": (_docs_url, "None or a URL containing '{code}'"),
-    "FALLBACK_EXCEPTION_HANDLER": (
+    "API_PATH_PREFIXES": Rule(
+        _path_prefixes,
+        "a list of path prefixes starting with '/'",
+        "Plain Django views under these prefixes get the JSON body from the middleware; "
+        "other paths get HTML.",
+    ),
+    "PASSWORD_MAX_AGE": Rule(
+        _optional_positive_duration,
+        "None or a positive datetime.timedelta",
+        "Password logins with a password older than this answer `password_expired`. `None`: "
+        "passwords never expire.",
+    ),
+    "AUDIT_SUCCESS": Rule(
+        _boolean,
+        "True or False",
+        "Also record successful password logins (`login_succeeded`) in the audit trail.",
+    ),
+    "AUDIT_RETENTION": Rule(
+        _positive_duration,
+        "a positive datetime.timedelta",
+        "Age after which `auth401_prune` deletes audit rows (unless given `--older-than`).",
+    ),
+    "AUDIT_BATCH_DELAY": Rule(
+        _batch_delay,
+        "a datetime.timedelta from 0 to 60 seconds",
+        "How late the rows of failures that name no identity may reach the audit table "
+        "(each process writes them in batches after a response), and how often each process "
+        "looks for recorded events to drain. `timedelta(0)`: after every response.",
+    ),
+    "DOCS_URL": Rule(
+        _docs_url,
+        "None or a URL containing '{code}'",
+        "Adds a link to the code's documentation to each body (`docs`; `type` in the problem "
+        "format), e.g. `https://example.com/errors/{code}`.",
+    ),
+    "FALLBACK_EXCEPTION_HANDLER": Rule(
         _importable,
         "the dotted path of an importable exception handler",
+        "Gets every exception that is not a 401 or 403, unchanged (DRF's own handler, or "
+        "drf-standardized-errors').",
     ),
-    "COUNTER_STORE": (_one_of(COUNTER_STORES), "'auto', 'database' or 'cache'"),
-    "COUNTER_CACHE": (_cache_alias, "the alias of a cache in CACHES"),
-    "LOCKOUT_ENABLED": (_boolean, "True or False"),
-    "LOCKOUT_KEYS": (
+    "COUNTER_STORE": Rule(
+        _one_of(COUNTER_STORES),
+        "'auto', 'database' or 'cache'",
+        "Where failure counters, locks and audit events are recorded first. `auto` and "
+        "`cache`: the Redis of `COUNTER_CACHE` when it is Django's `RedisCache`, else the "
+        "database; `database`: always the database.",
+    ),
+    "COUNTER_CACHE": Rule(
+        _cache_alias,
+        "the alias of a cache in CACHES",
+        "The cache whose Redis holds the counters (its `LOCATION`, `OPTIONS` and key prefix).",
+    ),
+    "LOCKOUT_ENABLED": Rule(
+        _boolean,
+        "True or False",
+        "`False`: failures are still counted and recorded, but nothing is locked "
+        "automatically (a kill switch; admin locks and suspensions still apply).",
+    ),
+    "LOCKOUT_KEYS": Rule(
         _lockout_keys,
         "a non-empty list of distinct values from 'username', 'ip', 'username+ip'",
+        "Which counters lock: `username` (`FAILURE_LIMIT`), `ip` (`IP_FAILURE_LIMIT`), and "
+        "the pair `username+ip` (`FAILURE_LIMIT` per username and address).",
     ),
-    "NEVER_LOCK_NETWORKS": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
-    "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
-    "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
-    "ADMIN_USER_ACTIONS": (_boolean, "True or False"),
+    "NEVER_LOCK_NETWORKS": Rule(
+        _networks,
+        "a list of IP networks such as '10.0.0.0/8'",
+        "Client networks that are counted but never address-locked (an office behind NAT); "
+        "their usernames still lock.",
+    ),
+    "ALWAYS_LOCK_NETWORKS": Rule(
+        _networks,
+        "a list of IP networks such as '192.0.2.0/24'",
+        "Client networks always refused with `address_locked`, before any password check.",
+    ),
+    "COUNTER_TIMEOUT": Rule(
+        _counter_timeout,
+        "a datetime.timedelta above 0 and up to 5 seconds",
+        "Connect and read timeout of each Redis counter call; when Redis does not answer in "
+        "time, the process counts in the database for a few seconds.",
+    ),
+    "ADMIN_USER_ACTIONS": Rule(
+        _boolean,
+        "True or False",
+        "Adds the lock, suspend, unlock and reinstate actions and an account box to your "
+        "registered user admin. `False`: your user admin is left alone (use "
+        "`auth401.admin.AccountActionsMixin`).",
+    ),
 }
 assert RULES.keys() == DEFAULTS.keys()
 
@@ -205,10 +319,10 @@ def validate(raw: Any) -> list[Problem]:
             hint = f"Did you mean {close[0]!r}?" if close else "Remove it."
             problems.append(Problem(str(key), f"{SETTING_NAME}[{key!r}] is not a setting.", hint))
             continue
-        test, expected = RULES[key]
-        if not test(value):
+        rule = RULES[key]
+        if not rule.test(value):
             problems.append(
-                Problem(key, f"{SETTING_NAME}[{key!r}] must be {expected}, got {value!r}.")
+                Problem(key, f"{SETTING_NAME}[{key!r}] must be {rule.expected}, got {value!r}.")
             )
     merged = {**DEFAULTS, **raw}
     low, high = merged["LOCKOUT_DURATION"], merged["LOCKOUT_MAX_DURATION"]

@@ -100,7 +100,14 @@ def decide(
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
         if answer.lock is not None:  # decided by this call: mirrored like any other
-            mirror(request, [answer.lock], username=str(username), user=user, ip=ip)
+            mirror(
+                request,
+                [answer.lock],
+                username=str(username),
+                user=user,
+                ip=ip,
+                store=answer.store,
+            )
         return verdict
     if answer.busy:
         verdict.step("lock check", "busy: the in-flight bound is full")
@@ -140,7 +147,7 @@ def decide(
         events.announce(request, failure, event)
         verdict.recorded = True
         verdict.failure = failure
-        mirror(request, locks, username=str(username), user=user, ip=ip)
+        mirror(request, locks, username=str(username), user=user, ip=ip, store=answer.store)
         return verdict
     lockout.released(answer, keys, attempt)
     refusal = failure_for(user, scheme=scheme, password_login=True)
@@ -150,30 +157,61 @@ def decide(
     return verdict
 
 
-def mirror(request: Any, locks: list[Lock], *, username: str, user: Any, ip: str | None) -> None:
+def mirror(
+    request: Any,
+    locks: list[Lock],
+    *,
+    username: str,
+    user: Any,
+    ip: str | None,
+    store: Any = None,
+) -> None:
     """After the answer: write the new locks where the database store and the admin see
-    them, with an ``auto_lock`` event each (for a real account, its ``AccountStatus``)."""
+    them (``FailureCounter``), with an ``auto_lock`` event each.
+
+    The worker does the same for real and unknown names: one mirror and one event per lock.
+    When Redis decided the lock, the event goes to the stream and the drain applies an
+    account's lock to its ``AccountStatus`` (``drain.apply_account_locks``), so no account-only
+    work follows the answer that locked it.  With the database store (no stream), the
+    account's lock is applied here."""
     if not locks:
         return
+    in_redis = store is not None and store is not counters.database_store()
 
     def write() -> None:
         now = counters.now_ms()
+        held: list[events.Event] = []
         for lock in locks:
             counters.database_store().mirror_lock(lock.key.name, now + lock.ms, lock.level)
             note = f"Locked automatically after {lock.failures} failed logins"
-            if lock.key.kind == "username" and user is not None:
-                accounts.auto_lock(user, seconds=lock.ms / 1000, failures=lock.failures)
-                continue
             if lock.key.kind == "ip":
                 event = events.build(None, "auto_lock", None, ip=ip, note=note + " (address)")
             else:
                 event = events.build(None, "auto_lock", None, username=username, ip=ip, note=note)
-            events.write([event])
+            if lock.key.kind == "username" and user is not None:
+                event["user_id"] = user.pk
+                event["account_lock"] = {"seconds": lock.ms / 1000, "failures": lock.failures}
+            held.append(event)
+        if not (in_redis and _to_stream(held)):
+            accounts.apply_auto_locks(held)
 
     if request is None:
         write()  # authenticate() without a request: nothing to wait for
     else:
         state.of(request).after_response(write)
+
+
+def _to_stream(held: list[events.Event]) -> bool:
+    """Append ``held`` to the Redis stream (the drain writes them); False when Redis fails."""
+    redis = counters.redis_store()
+    if redis is None or not counters.circuit.closed():
+        return False
+    try:
+        redis.append(held)
+    except Exception as exc:  # redis-py raises many types; none may reach the user
+        counters.circuit.trip(exc)
+        return False
+    return True
 
 
 def _dry_run(verdict: Verdict, user: Any, password: Any, keys: list, scheme: str | None) -> Verdict:

@@ -86,6 +86,18 @@ def write_events(events: list[dict]) -> int:
     return len(rows)
 
 
+def apply(events: list[dict]) -> None:
+    """Write drained events; an automatic lock of a real account (``account_lock``) is
+    applied to its ``AccountStatus`` here, off the request that locked it.  Raises when the
+    database refuses (the entries then stay in the stream and are drained again)."""
+    from .accounts import apply_auto_locks
+
+    locks = [e for e in events if e.get("account_lock")]
+    write_events([e for e in events if not e.get("account_lock")])
+    if locks:
+        apply_auto_locks(locks)
+
+
 def _decode(entries: list[Any]) -> tuple[list[Any], list[dict]]:
     ids, events = [], []
     for entry_id, fields in entries:
@@ -139,7 +151,7 @@ def drain_once(count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
     if not entries:
         return 0
     ids, events = _decode(entries)
-    write_events(events)
+    apply(events)
     pipe = client.pipeline(transaction=False)
     pipe.xack(store.stream, GROUP, *ids)
     pipe.xdel(store.stream, *ids)

@@ -20,6 +20,7 @@ Place it after ``AuthenticationMiddleware``.  It
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.signals import request_finished
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
@@ -61,6 +64,30 @@ def session_user(request: HttpRequest) -> Any:
     if failure.code == "session_expired":
         request.session.flush()
     return AnonymousUser()
+
+
+#: after-response work of the response this thread answered last, until request_finished
+_pending = threading.local()
+
+
+def run_pending(**kwargs: Any) -> None:
+    """``request_finished``: the response was sent and closed; run its work.  A database
+    connection that Django had already closed for the request's end and that the work opened
+    again is closed after it, as Django would have."""
+    work = getattr(_pending, "work", None)
+    if not work:
+        return
+    _pending.work = None
+    closed = [c for c in connections.all(initialized_only=True) if c.connection is None]
+    try:
+        state.run(work)
+    finally:
+        for conn in closed:
+            if conn.connection is not None and not conn.in_atomic_block:
+                conn.close()
+
+
+request_finished.connect(run_pending, dispatch_uid="auth401_after_response")
 
 
 def _login_path() -> str:
@@ -98,6 +125,7 @@ class Auth401Middleware:
 
     def start(self, request: HttpRequest) -> None:
         """Shared by the sync and async paths."""
+        run_pending()  # a response nobody closed: its work runs before this request's
         get_request_id(request)
         state.start(request)
         if hasattr(request, "user") and hasattr(request, "session"):
@@ -122,9 +150,12 @@ class Auth401Middleware:
 
     @staticmethod
     def _after_response(request: HttpRequest, response: HttpResponseBase, now: bool) -> None:
-        """Run the request's after-response work once the server has sent the response
-        (``HttpResponse.close()``, which WSGI and ASGI servers call), after the view's
-        transaction: ``ATOMIC_REQUESTS`` cannot undo it and the answer does not wait."""
+        """Run the request's after-response work once the server has sent the response:
+        after the view's transaction (``ATOMIC_REQUESTS`` cannot undo it), without the answer
+        waiting for it.  Nothing is attached to the response (the site-wide cache pickles
+        it): the work waits in this thread until Django's ``request_finished``, which the
+        response's ``close()`` sends once the server has sent it (streamed and file
+        responses included)."""
         current = state.of(request)
         work = [*current.after, events.held.flush_if_due, drain.after_response]
         current.after = []
@@ -132,18 +163,7 @@ class Auth401Middleware:
         if now:
             state.run(work)
             return
-        close = response.close
-
-        def work_then_close() -> None:
-            # The response has been sent; Django's own close() then sends request_finished,
-            # which closes this thread's database connections after the work used them.
-            pending, work[:] = list(work), []  # once, however often close() is called
-            try:
-                state.run(pending)
-            finally:
-                close()
-
-        response.close = work_then_close  # type: ignore[method-assign]
+        _pending.work = work
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         if isinstance(exception, PermissionDenied) and is_api_path(request):

@@ -894,6 +894,27 @@ def test_drf_token_created_before_suspension_is_revoked(api_client, user, frozen
 
 
 @pytest.mark.django_db
+def test_token_issued_before_an_admin_lock_is_locked_while_it_lasts_then_revoked(
+    api_client, user, access_token, frozen
+):
+    """What the catalogue's token_revoked row says: during an admin lock every token gets
+    account_locked; once it ends, the tokens issued before it are revoked."""
+    before = access_token(user)
+    frozen.shift(2)
+    accounts.lock(user, reason="phishing report")
+    during = api_client.get("/api/me/", HTTP_AUTHORIZATION="Bearer " + before)
+    frozen.shift(2)
+    accounts.unlock(user)
+    frozen.shift(2)
+    after_unlock = api_client.get("/api/me/", HTTP_AUTHORIZATION="Bearer " + before)
+    fresh = api_client.get("/api/me/", HTTP_AUTHORIZATION="Bearer " + access_token(user))
+
+    assert_failure(during, 403, "account_locked")
+    _bearer_failure(after_unlock, "token_revoked")
+    assert fresh.status_code == 200, fresh.content
+
+
+@pytest.mark.django_db
 def test_password_change_revokes_older_jwts(api_client, user, jwt_pair, frozen):
     access, refresh = jwt_pair(user)
     frozen.shift(2)

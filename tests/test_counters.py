@@ -87,6 +87,25 @@ def test_a_counter_redis_without_persistence_is_a_warning(private_redis, redis_s
     assert check_counter_redis() == []  # no connection: never a failed check
 
 
+@pytest.mark.django_db
+def test_the_counter_redis_warning_is_for_check_deploy_only(private_redis, redis_store):
+    """W010 asks Redis for its configuration: under ``check --deploy``, never on every
+    ``manage.py`` command (runserver, migrate, a plain check)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    def check(*args: str) -> str:
+        out, err = StringIO(), StringIO()
+        call_command("check", *args, stdout=out, stderr=err)
+        return out.getvalue() + err.getvalue()
+
+    # this test's redis-server runs without AOF (appendonly no)
+    assert "auth401.W010" not in check()
+    deploy = check("--deploy")
+    assert "?: (auth401.W010) The Redis of the auth401 counters has no persistence" in deploy
+
+
 def test_no_redis_no_warning(auth401_settings):
     auth401_settings(COUNTER_STORE="database")
     assert check_counter_redis() == []

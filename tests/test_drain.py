@@ -79,7 +79,7 @@ def test_an_interrupted_drain_run_again_writes_no_duplicates(undrained, user, cl
     for i in range(5):
         login(client, "ghost", f"guess-{i}")
     store = counters.redis_store()
-    assert store.waiting() == 5
+    assert store.waiting() == 6  # the five failures and the lock's auto_lock event
 
     import redis.client
 
@@ -92,12 +92,12 @@ def test_an_interrupted_drain_run_again_writes_no_duplicates(undrained, user, cl
     with pytest.raises(ConnectionError):
         drain.drain_once()
     monkeypatch.setattr(redis.client.Pipeline, "execute", real_execute)
-    streamed = AuthEvent.objects.exclude(code="auto_lock")  # the lock's own row is direct
-    assert streamed.count() == 5  # written, not acknowledged
+    streamed = AuthEvent.objects.all()
+    assert streamed.count() == 6  # written, not acknowledged
 
-    assert drain.drain() == 5  # this consumer's unacknowledged entries, again
-    assert streamed.count() == 5
-    assert streamed.values("event_id").distinct().count() == 5
+    assert drain.drain() == 6  # this consumer's unacknowledged entries, again
+    assert streamed.count() == 6
+    assert streamed.values("event_id").distinct().count() == 6
     assert store.waiting() == 0
     assert drain.drain() == 0
 
@@ -109,10 +109,10 @@ def test_a_dead_consumers_entries_are_claimed(undrained, user, client, monkeypat
     store.ensure_group(drain.GROUP)
     store.read(drain.GROUP, "dead-worker", 100)  # read, never acknowledged
     assert drain.drain(claim_idle_ms=60_000) == 0  # not idle long enough yet
-    assert drain.drain(claim_idle_ms=0) == 3
-    streamed = AuthEvent.objects.exclude(code="auto_lock")
-    assert sorted(streamed.values_list("code", flat=True)) == [
+    assert drain.drain(claim_idle_ms=0) == 4  # with the lock's auto_lock event
+    assert sorted(AuthEvent.objects.values_list("code", flat=True)) == [
         "account_locked",
+        "auto_lock",
         "credentials_invalid",
         "credentials_invalid",
     ]
@@ -221,9 +221,16 @@ def test_two_servers_one_row_per_failure_and_the_lock_at_the_limit(undrained, us
             thread.start()
         for thread in threads:
             thread.join()
+        deadline = time.monotonic() + 10
+        while not AuthEvent.objects.filter(code="auto_lock").exists():
+            if time.monotonic() > deadline:
+                break
+            drain.drain()  # the lock's auto_lock event follows its answer
+            time.sleep(0.05)
     finally:
         for server in servers:
-            server.send_signal(signal.SIGTERM)  # flushes the batched login_busy rows
+            # Ends runserver normally: its exit writes the held login_busy rows, if any.
+            server.send_signal(signal.SIGINT)
         for server in servers:
             try:
                 server.wait(10)
@@ -252,3 +259,28 @@ def test_consumers_of_exited_processes_are_forgotten(undrained, user, client, mo
     monkeypatch.setattr(drain, "FORGET_IDLE_MS", -1)
     assert drain.forget_idle_consumers() == 2  # the gone one, and this idle drain itself
     assert store.client.xinfo_consumers(store.stream, drain.GROUP) == []
+
+
+def test_the_drain_applies_an_accounts_automatic_lock(undrained, user, client, auth401_settings):
+    """The answer that locks a real account does no account-only work: its auto_lock event
+    waits in the stream like an unknown name's, and the drain applies it to AccountStatus
+    (under the event's own id, once however often it is drained)."""
+    from auth401.models import AccountStatus
+
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(seconds=60), FAILURE_LIMIT=3)
+    for i in range(3):
+        login(client, "alice", f"guess-{i}")
+        login(client, "ghost", f"guess-{i}")
+    assert not AccountStatus.objects.filter(user=user).exists()  # not on the answer's path
+    assert AuthEvent.objects.count() == 0
+    store = counters.redis_store()
+    assert store.waiting() == 8  # 3 + 3 failures, 2 auto_lock events
+    assert drain.drain() == 8
+    status = AccountStatus.objects.get(user=user)
+    assert (status.state, status.automatic) == ("locked", True)
+    assert status.locked_until is not None
+    locks = AuthEvent.objects.filter(code="auto_lock").order_by("username")
+    assert [(e.username, e.user_id) for e in locks] == [("alice", user.pk), ("ghost", None)]
+    assert drain.drain() == 0
+    response = login(client, "alice", PASSWORD)
+    assert (response.status_code, response.json()["code"]) == (403, "account_locked")

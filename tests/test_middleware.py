@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import AsyncClient, Client, RequestFactory
 
 from auth401.middleware import Auth401Middleware
+from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
 
 BODY_KEYS = {"status", "error", "code", "detail", "hint", "request_id"}
@@ -347,3 +349,59 @@ def test_async_path_leaves_other_redirects_alone():
     assert response.status_code == 302
     assert response["Location"] == "/somewhere-else/"
     assert SANE.fullmatch(response["X-Request-ID"])
+
+
+@pytest.mark.django_db
+def test_the_site_wide_cache_stores_and_serves_answers(user, client, settings, auth401_settings):
+    """Django's per-site cache (UpdateCacheMiddleware first, FetchFromCacheMiddleware last)
+    pickles the response: auth401 attaches nothing to it, and still runs its after-response
+    work (here the failure's held row, written once the window has passed)."""
+    from django.core.cache import cache
+
+    from auth401 import events
+
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    settings.CACHE_MIDDLEWARE_SECONDS = 60
+    settings.CACHE_MIDDLEWARE_KEY_PREFIX = "site-cache-test"
+    cache.clear()
+    first = client.get("/api/public/")
+    second = client.get("/api/public/")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json() == second.json() == {"user": None}
+    assert "Expires" in first and first["X-Request-ID"] == second["X-Request-ID"]  # cached
+    plain = client.get("/admin/login/")
+    assert plain.status_code == 200
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(0))
+    refused = client.get("/api/me/")
+    assert (refused.status_code, refused.json()["code"]) == (401, "credentials_missing")
+    assert events.held.pending() == 0
+    assert AuthEvent.objects.filter(code="credentials_missing").count() == 1
+    cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)  # close() ends the request: Django closes connections
+def test_after_response_work_waits_for_the_response_to_be_closed(rf):
+    """The work runs when the server closes the response (request_finished), in the thread
+    that answered; nothing is attached to the response."""
+    import pickle
+
+    from auth401 import state
+
+    ran = []
+
+    def view(request):
+        state.of(request).after_response(lambda: ran.append("work"))
+        return HttpResponse("ok")
+
+    request = rf.get("/api/public/")
+    response = Auth401Middleware(view)(request)
+    pickle.dumps(response)  # what the site-wide cache does
+    assert ran == []
+    response.close()
+    assert ran == ["work"]
+    response.close()
+    assert ran == ["work"]  # once

@@ -339,8 +339,9 @@ def test_token_revoked_is_described_exactly(openapi, client, db):
     schema = fetch_schema(client)
     description = schema["paths"]["/api/me/"]["get"]["responses"]["401"]["description"]
     assert (
-        "- `token_revoked`: Blacklisted refresh token, or a token issued before an admin lock, "
-        "a suspension or a password change (automatic lockout locks do not revoke tokens)."
+        "- `token_revoked`: Blacklisted refresh token, or a token issued before a password "
+        "change, or before an admin lock or a suspension that has since ended (while it lasts "
+        "the answer is `account_locked` or `account_suspended`; automatic locks revoke no token)."
     ) in description
 
 

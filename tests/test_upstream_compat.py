@@ -386,7 +386,8 @@ def test_realm_only_challenge_named_after_the_class_when_nothing_else_answers(se
     assert response["WWW-Authenticate"] == 'ThirdPartyKey realm="api"'
 
 
-# docs/compatibility.md lists exactly the expected differences of the upstream suites
+# docs/compatibility.md lists exactly the expected differences of the upstream suites (their
+# reasons; the keys and test ids stay in .ci/upstream_expected_failures.txt)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ROOT / ".ci" / "upstream_expected_failures.txt"
@@ -412,9 +413,8 @@ def differences() -> dict[str, list[str]]:
 def test_compatibility_page_lists_exactly_the_expected_differences():
     listed = differences()
     assert listed and all(listed.values()), "every difference explains at least one test"
-    block = "\n".join(
-        f"- **{key}**: {reason}" for key, reason in (d.split(": ", 1) for d in listed)
-    )
+    # the page shows each difference's reason; the keys stay in the CI list
+    block = "\n".join(f"- {d.split(': ', 1)[1]}" for d in listed)
     text = COMPATIBILITY.read_text(encoding="utf-8")
     start = text.index("<!-- differences:start -->\n") + len("<!-- differences:start -->\n")
     end = text.index("<!-- differences:end -->")

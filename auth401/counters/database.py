@@ -386,21 +386,24 @@ class DatabaseCounters:
             return
         now = now_ms()
         window = policy()[0]
+        names = sorted(counts)
         with _transaction() as (conn, cursor):
             t, q = self._names(conn)
-            for name in sorted(counts):
-                n = counts[name]
-                cursor.execute(
-                    f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, %s, %s, 0, 0, 0, 0, '') "
-                    f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
-                    f"{q('failures')} = CASE WHEN {t}.{q('locked_until')} > %s "
-                    f"THEN {t}.{q('failures')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
-                    f"ELSE {t}.{q('failures')} + %s END, "
-                    f"{q('window_ends')} = CASE WHEN {t}.{q('locked_until')} > %s "
-                    f"THEN {t}.{q('window_ends')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
-                    f"ELSE {t}.{q('window_ends')} END",
-                    [name, n, now + window, now, now, n, n, now, now, now + window],
-                )
+            new = f"{q('excluded')}.{q('failures')}"
+            # One statement for every key (rows in key order, as everywhere here).
+            cursor.execute(
+                f"INSERT INTO {t} ({self._columns(conn)}) VALUES "
+                + ", ".join(["(%s, %s, %s, 0, 0, 0, 0, '')"] * len(names))
+                + f" ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                f"{q('failures')} = CASE WHEN {t}.{q('locked_until')} > %s "
+                f"THEN {t}.{q('failures')} WHEN {t}.{q('window_ends')} <= %s THEN {new} "
+                f"ELSE {t}.{q('failures')} + {new} END, "
+                f"{q('window_ends')} = CASE WHEN {t}.{q('locked_until')} > %s "
+                f"THEN {t}.{q('window_ends')} WHEN {t}.{q('window_ends')} <= %s THEN %s "
+                f"ELSE {t}.{q('window_ends')} END",
+                [v for name in names for v in (name, counts[name], now + window)]
+                + [now, now, now, now, now + window],
+            )
 
     def live_rows(self) -> list[FailureCounter]:
         """Rows with a lock, a remembered lock level or a count in force now (to reseed Redis
