@@ -264,7 +264,6 @@ PROBLEMS: dict[str, Promise] = {
     "spaces": _("the credentials contain spaces"),
     "not_ascii": _("the credentials are not ASCII"),
     "not_base64": _("the credentials are not valid base64 of 'username:password'"),
-    "not_utf8": _("the credentials are not UTF-8"),
     "not_latin1": _("the header has characters outside ISO-8859-1"),
     "token_not_ascii": _("the token is not ASCII"),
     "no_user": _("it names no user"),

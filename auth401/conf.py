@@ -63,7 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_BASE_URL": None,
 }
 
-RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors")
+#: "upstream": DRF's and simplejwt's own bodies and statuses, for clients of a migrating project
+RESPONSE_FORMATS = ("auth401", "problem", "standardized_errors", "upstream")
 COUNTER_STORES = ("auto", "database", "cache")
 LOCKOUT_STATUS_CODES = (403, 429)
 LOCKOUT_KEY_KINDS = ("username", "ip", "username+ip")
@@ -237,10 +238,13 @@ RULES: dict[str, Rule] = {
     ),
     "RESPONSE_FORMAT": Rule(
         _one_of(RESPONSE_FORMATS),
-        "'auth401', 'problem' or 'standardized_errors'",
+        "'auth401', 'problem', 'standardized_errors' or 'upstream'",
         "The body of 401 and 403 answers: auth401's JSON, RFC 9457 "
         "`application/problem+json` (`problem`), or drf-standardized-errors' shape "
-        "(`standardized_errors`).",
+        "(`standardized_errors`). `upstream` keeps DRF's and simplejwt's own bodies, messages "
+        "and statuses for a migrating project's clients (see "
+        "[Migrating from DRF and simplejwt](migrating.md)); auth401 still locks, records and "
+        "logs with its own codes. In every format the code is in the `X-Auth401-Code` header.",
     ),
     "API_PATH_PREFIXES": Rule(
         _path_prefixes,

@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.response import Response
 from rest_framework.settings import api_settings as drf_settings
-from rest_framework.views import set_rollback
+from rest_framework.views import APIView, set_rollback
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.views import TokenViewBase
@@ -188,10 +188,54 @@ def challenges_for(request: Any, failure: Auth401Error, authenticators: list[Any
     return listed
 
 
-def render_failure(request: Any, failure: Auth401Error, authenticators: list[Any]) -> Response:
-    """Record ``failure`` and answer it: a DRF ``Response`` (already rendered).  Django logs
-    the response as any 4xx ("Unauthorized: /path"); auth401's own record adds the code."""
+def upstream_authenticate_header(authenticator: Any, request: Any) -> str | None:
+    """What the upstream class of an authentication class answers for ``authenticate_header``:
+    the nearest definition in its MRO that is not auth401's (DRF's SessionAuthentication
+    gives none; a project's own override of an auth401 class is its own)."""
+    for cls in type(authenticator).__mro__:
+        own = vars(cls).get("authenticate_header")
+        if own is not None and not cls.__module__.startswith("auth401."):
+            header: str | None = own.__get__(authenticator, type(authenticator))(request)
+            return header
+    return None
+
+
+def upstream_challenge(request: Any, view: Any, authenticators: list[Any]) -> str | None:
+    """The ``WWW-Authenticate`` DRF sends (``APIView.get_authenticate_header``): the view's own
+    when it overrides it (simplejwt's token views), else its first authentication class's, as
+    upstream's class answers; None, and DRF answers 403, when there is none."""
+    if view is not None and type(view).get_authenticate_header is not (
+        APIView.get_authenticate_header
+    ):
+        header: str | None = view.get_authenticate_header(request)
+        return header
+    if not authenticators:
+        return None
+    return upstream_authenticate_header(authenticators[0], request)
+
+
+def render_failure(
+    request: Any,
+    failure: Auth401Error,
+    authenticators: list[Any],
+    *,
+    raised: BaseException | None = None,
+    view: Any = None,
+) -> Response:
+    """Record ``failure`` and answer it: a DRF ``Response`` (rendered, except under
+    ``RESPONSE_FORMAT = "upstream"`` in a view, which renders it as it renders its own errors).
+    ``authenticators``: the classes whose challenges a 401 lists.  Django logs the response as
+    any 4xx ("Unauthorized: /path"); auth401's own record adds the code."""
     events.record_failure(request, failure)
+    if app_settings.RESPONSE_FORMAT == responses.UPSTREAM:
+        own = list(getattr(request, "authenticators", None) or ()) if view else authenticators
+        return responses.render(
+            request,
+            failure,
+            raised=raised,
+            upstream_challenge=upstream_challenge(request, view, own),
+            in_view=view is not None,
+        )
     return responses.render(request, failure, challenges_for(request, failure, authenticators))
 
 
@@ -203,4 +247,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     request = context.get("request")
     if failure.code in ROLLBACK_CODES:
         set_rollback()
-    return render_failure(request, failure, view_authenticators(request))
+    return render_failure(
+        request, failure, view_authenticators(request), raised=exc, view=context.get("view")
+    )

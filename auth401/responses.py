@@ -1,8 +1,13 @@
-"""The one place that turns a failure into a response: body (both formats) and headers.
+"""The one place that turns a failure into a response: body (each format) and headers.
 
 The DRF exception handler, the middleware and the login paths all call ``render()``, so
 ``status``, ``error``, ``code``, ``detail``, ``hint``, ``request_id`` and every header are
 written here and nowhere else.
+
+``RESPONSE_FORMAT = "upstream"`` answers as DRF and simplejwt answer (their bodies, texts and
+statuses) while auth401 still decides, counts, locks and records with its own code, which
+the ``X-Auth401-Code`` header carries in every format.  What upstream raises for each of
+auth401's refusals is a table (``UPSTREAM_ANSWERS``), not code.
 """
 
 from __future__ import annotations
@@ -10,18 +15,34 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core import exceptions as django_exceptions
 from django.http import HttpRequest
 from django.utils import timezone, translation
-from rest_framework.exceptions import ErrorDetail
-from rest_framework.response import Response
 
+# Upstream's own message ids: DRF's and simplejwt's catalogues translate them, as upstream's
+# code does (a name makemessages does not extract, so they stay out of auth401's catalogue).
+from django.utils.translation import gettext_lazy as upstream_text
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.exceptions import APIException, ErrorDetail
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework_simplejwt import exceptions as jwt_exceptions
+from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
+
+from .codes import PROBLEMS
 from .conf import app_settings
 from .exceptions import Auth401Error
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import get_request_id, http_request
+
+#: the header that carries auth401's code in every format (the body's ``code`` where it has one)
+CODE_HEADER = "X-Auth401-Code"
+#: the RESPONSE_FORMAT that keeps upstream's wire format
+UPSTREAM = "upstream"
 
 # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (printable ASCII but " and \).
 _NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -172,9 +193,25 @@ class FailureResponse(Response):
         return json.dumps(self.data, ensure_ascii=False).encode()
 
 
-def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = ()) -> Response:
-    """The complete response for ``failure``: status, body and every header."""
+def render(
+    request: Any,
+    failure: Auth401Error,
+    challenge_list: Iterable[str] = (),
+    *,
+    raised: BaseException | None = None,
+    upstream_challenge: str | None = None,
+    in_view: bool = False,
+) -> Response:
+    """The complete response for ``failure``: status, body and every header.
+
+    For ``RESPONSE_FORMAT = "upstream"``: ``raised`` is the exception the handler was given,
+    ``upstream_challenge`` the ``WWW-Authenticate`` DRF would send (None: DRF answers 403),
+    and ``in_view`` says that DRF's view renders the response with the renderer it negotiated,
+    as it renders its own errors (otherwise it is rendered as JSON here)."""
     req = http_request(request)
+    if app_settings.RESPONSE_FORMAT == UPSTREAM:
+        answer = upstream_exception(failure, raised)
+        return _render_upstream(req, failure, answer, upstream_challenge, in_view)
     failure = effective(failure)
     status = failure.reason.status_code()
     content_type, build = FORMATS[app_settings.RESPONSE_FORMAT]
@@ -182,13 +219,234 @@ def render(request: Any, failure: Auth401Error, challenge_list: Iterable[str] = 
     response = FailureResponse(body, status=status, content_type=content_type)
     response.render()
     response["Content-Type"] = content_type
-    response["Cache-Control"] = "no-store"
-    response[REQUEST_ID_HEADER] = get_request_id(req)
     if status == 401:
         listed = list(challenge_list)
         if listed:
             response["WWW-Authenticate"] = ", ".join(listed)
+    _add_headers(req, failure, status, response)
+    return response
+
+
+def _add_headers(req: HttpRequest, failure: Auth401Error, status: int, response: Any) -> None:
+    """auth401's own headers, in every format: no caching, the request id, the code, and
+    ``Retry-After`` on locks with an end."""
+    response["Cache-Control"] = "no-store"
+    response[REQUEST_ID_HEADER] = get_request_id(req)
+    response[CODE_HEADER] = failure.code
     retry_after = _members(req, failure, status).get("retry_after")
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
+
+
+# --- RESPONSE_FORMAT = "upstream" ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """What DRF or simplejwt raises at one of its raise sites: the exception class, its text
+    (None: the class's default), simplejwt's ``code``, and simplejwt's ``messages`` list
+    (``"kept"``: the one auth401's error carries, built from the token classes' real errors;
+    ``"invalid"``: "Token is invalid" for each of ``AUTH_TOKEN_CLASSES``)."""
+
+    raises: type[APIException]
+    detail: Any = None
+    code: str | None = None
+    messages: str | None = None
+
+    def build(self, error: Auth401Error) -> APIException:
+        detail: Any = self.detail
+        if self.messages is not None:
+            detail = {"detail": detail, "messages": _MESSAGES[self.messages](error)}
+        if self.code is not None:
+            return self.raises(detail, code=self.code)
+        return self.raises(detail)
+
+
+def _kept_messages(error: Auth401Error) -> list[Any]:
+    detail: Any = error.detail
+    return list(detail.get("messages", ())) if isinstance(detail, dict) else []
+
+
+def _invalid_messages(error: Auth401Error) -> list[dict[str, Any]]:
+    return [
+        {
+            "token_class": token_class.__name__,
+            "token_type": getattr(token_class, "token_type", None),
+            "message": upstream_text("Token is invalid"),
+        }
+        for token_class in simplejwt.api_settings.AUTH_TOKEN_CLASSES
+    ]
+
+
+_MESSAGES: dict[str, Callable[[Auth401Error], list[Any]]] = {
+    "kept": _kept_messages,
+    "invalid": _invalid_messages,
+}
+
+_GIVEN_TOKEN = upstream_text("Given token not valid for any token type")
+_REFRESH_NO_ACCOUNT = upstream_text("No active account found for the given token.")
+_TOKEN_CODES = ("token_invalid", "token_expired", "token_not_yet_valid", "token_wrong_type")
+
+#: (auth401's code as answered, raise site, problem) -> what upstream raises there.  The raise
+#: site is simplejwt's code where auth401's error carries one (simplejwt's errors name their
+#: site so), else the scheme that failed; the problem is the ``PROBLEMS`` key of a malformed
+#: header or an invalid token.  Lookup: the full key, then without the problem, then the code
+#: alone (every code listed has that row).  Where auth401 refused from upstream's own exception
+#: (``raise ... from``: a Basic header DRF could not parse, a wrong Basic password, a CSRF
+#: failure), that exception is the answer.  A code not listed has no upstream counterpart (a
+#: lock, a suspension, an expired password): it answers auth401's text and status in DRF's
+#: shape.
+UPSTREAM_ANSWERS: dict[tuple[str, str | None, str | None], UpstreamAnswer] = {
+    # simplejwt's JWTAuthentication
+    ("authorization_malformed", "bad_authorization_header", None): UpstreamAnswer(
+        jwt_exceptions.AuthenticationFailed,
+        upstream_text("Authorization header must contain two space-delimited values"),
+        code="bad_authorization_header",
+    ),
+    ("authorization_malformed", "bad_authorization_header", "token_not_ascii"): UpstreamAnswer(
+        jwt_exceptions.InvalidToken, _GIVEN_TOKEN, messages="invalid"
+    ),
+    **{
+        (code, "token_not_valid", None): UpstreamAnswer(
+            jwt_exceptions.InvalidToken, _GIVEN_TOKEN, messages="kept"
+        )
+        for code in (*_TOKEN_CODES, "token_revoked")
+    },
+    ("token_invalid", "token_not_valid", "no_user"): UpstreamAnswer(
+        jwt_exceptions.InvalidToken,
+        upstream_text("Token contained no recognizable user identification"),
+    ),
+    ("token_invalid", "user_not_found", None): UpstreamAnswer(
+        jwt_exceptions.AuthenticationFailed, upstream_text("User not found"), code="user_not_found"
+    ),
+    ("account_inactive", "user_inactive", None): UpstreamAnswer(
+        jwt_exceptions.AuthenticationFailed, upstream_text("User is inactive"), code="user_inactive"
+    ),
+    ("token_revoked", "password_changed", None): UpstreamAnswer(
+        jwt_exceptions.AuthenticationFailed,
+        upstream_text("The user's password has been changed."),
+        code="password_changed",
+    ),
+    # simplejwt's refresh serializer (DRF's AuthenticationFailed there)
+    ("credentials_invalid", "no_active_account", None): UpstreamAnswer(
+        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT, code="no_active_account"
+    ),
+    ("account_inactive", "no_active_account", None): UpstreamAnswer(
+        drf_exceptions.AuthenticationFailed, _REFRESH_NO_ACCOUNT, code="no_active_account"
+    ),
+    # DRF's TokenAuthentication (its default keyword)
+    ("credentials_invalid", "Token", None): UpstreamAnswer(
+        drf_exceptions.AuthenticationFailed, upstream_text("Invalid token.")
+    ),
+    ("account_inactive", "Token", None): UpstreamAnswer(
+        drf_exceptions.AuthenticationFailed, upstream_text("User inactive or deleted.")
+    ),
+    # any class: no usable credentials is DRF's NotAuthenticated
+    ("credentials_missing", None, None): UpstreamAnswer(drf_exceptions.NotAuthenticated),
+    ("scheme_unsupported", None, None): UpstreamAnswer(drf_exceptions.NotAuthenticated),
+    ("session_expired", None, None): UpstreamAnswer(drf_exceptions.NotAuthenticated),
+    ("credentials_invalid", None, None): UpstreamAnswer(drf_exceptions.AuthenticationFailed),
+    ("account_inactive", None, None): UpstreamAnswer(
+        drf_exceptions.AuthenticationFailed, upstream_text("User inactive or deleted.")
+    ),
+    ("authorization_malformed", None, None): UpstreamAnswer(drf_exceptions.AuthenticationFailed),
+    ("token_invalid", None, None): UpstreamAnswer(
+        jwt_exceptions.InvalidToken, upstream_text("Token is invalid")
+    ),
+    **{
+        (code, None, None): UpstreamAnswer(jwt_exceptions.InvalidToken, _GIVEN_TOKEN)
+        for code in ("token_expired", "token_not_yet_valid", "token_wrong_type", "token_revoked")
+    },
+    ("permission_denied", None, None): UpstreamAnswer(drf_exceptions.PermissionDenied),
+    ("csrf_failed", None, None): UpstreamAnswer(drf_exceptions.PermissionDenied),
+}
+
+#: the codes upstream has a counterpart for (every other code answers auth401's own text)
+UPSTREAM_CODES = frozenset(
+    code for code, site, problem in UPSTREAM_ANSWERS if site is None and problem is None
+)
+assert {code for code, _site, _problem in UPSTREAM_ANSWERS} == UPSTREAM_CODES
+
+
+def upstream_status(code: str, status: int) -> int:
+    """The status of upstream's exception for ``code`` (401, or 403 for a permission or CSRF
+    refusal), before DRF's 403 where the view's first class gives no challenge; ``status``
+    (auth401's) for a code upstream has no counterpart for."""
+    row = UPSTREAM_ANSWERS.get((code, None, None))
+    return int(row.raises.status_code) if row is not None else status
+
+
+def _site(error: Auth401Error) -> str | None:
+    """Where upstream would have raised: simplejwt's code, else the scheme that failed."""
+    detail: Any = error.detail
+    if isinstance(detail, dict):
+        code = detail.get("code")
+        return str(code) if code is not None else None
+    return error.scheme
+
+
+def _problem(error: Auth401Error) -> str | None:
+    raw = error.params.get("problem")  # dict.get: the lazy text itself, untranslated
+    return next((key for key, text in PROBLEMS.items() if text is raw), None)
+
+
+def _upstream_cause(error: BaseException) -> APIException | None:
+    """The DRF or simplejwt exception auth401 raised ``error`` from, if any."""
+    seen: set[int] = set()
+    cause = error.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, APIException) and not isinstance(cause, Auth401Error):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def upstream_exception(failure: Auth401Error, raised: BaseException | None) -> APIException:
+    """What DRF or simplejwt raises where auth401 refused with ``failure`` (``raised``: the
+    exception the handler was given): the answer under ``RESPONSE_FORMAT = "upstream"``."""
+    answered = effective(failure)
+    if answered.code not in UPSTREAM_CODES:
+        return answered  # nothing upstream answers so: auth401's text and status
+    if isinstance(raised, django_exceptions.PermissionDenied):
+        return drf_exceptions.PermissionDenied()  # what DRF's handler makes of it
+    if isinstance(raised, APIException) and not isinstance(raised, Auth401Error):
+        return raised  # upstream's own (its token views, a permission) or a third party's
+    error = raised if isinstance(raised, Auth401Error) else failure
+    cause = _upstream_cause(error)
+    if cause is not None:
+        return cause
+    site, problem = _site(error), _problem(error)
+    for key in ((answered.code, site, problem), (answered.code, site, None)):
+        if key in UPSTREAM_ANSWERS:
+            return UPSTREAM_ANSWERS[key].build(error)
+    return UPSTREAM_ANSWERS[(answered.code, None, None)].build(error)
+
+
+def _render_upstream(
+    req: HttpRequest,
+    failure: Auth401Error,
+    answer: APIException,
+    challenge: str | None,
+    in_view: bool,
+) -> Response:
+    """DRF's default handler's answer for ``answer``, with DRF's choice of status (a 401
+    becomes 403 when the view's first authentication class gives no challenge), plus
+    auth401's headers."""
+    status = answer.status_code
+    headers: dict[str, str] = {}
+    if status == 401:
+        if challenge:
+            headers["WWW-Authenticate"] = challenge
+        else:
+            status = 403
+    detail = answer.detail
+    data = detail if isinstance(detail, list | dict) else {"detail": detail}
+    response = Response(data, status=status, headers=headers)
+    _add_headers(req, effective(failure), status, response)
+    if not in_view:  # outside a DRF view (the middleware): JSON, as DRF's default renderer
+        response.accepted_renderer = JSONRenderer()
+        response.accepted_media_type = JSONRenderer.media_type
+        response.renderer_context = {}  # type: ignore[attr-defined]  # DRF documents it
+        response.render()
     return response

@@ -28,6 +28,7 @@ from rest_framework_simplejwt.backends import TokenBackend
 
 from auth401 import accounts
 from auth401 import authentication as auth401_authentication
+from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
 
 BODY_KEYS = {"status", "error", "code", "detail", "hint", "request_id"}
@@ -106,7 +107,6 @@ SPACES = MALFORMED.format("the credentials contain spaces")
 NOT_BASE64 = MALFORMED.format("the credentials are not valid base64 of 'username:password'")
 NOT_ASCII = MALFORMED.format("the credentials are not ASCII")
 TOKEN_NOT_ASCII = MALFORMED.format("the token is not ASCII")
-NOT_UTF8 = MALFORMED.format("the credentials are not UTF-8")
 
 
 def _b64(raw: bytes) -> str:
@@ -169,7 +169,11 @@ def _b64(raw: bytes) -> str:
             "Basic " + "!" * 10240, "authorization_malformed", NOT_BASE64, None, id="basic-10kb"
         ),
         pytest.param(
-            "Basic " + "a" * 10240, "authorization_malformed", NOT_UTF8, None, id="basic-10kb-bytes"
+            "Basic " + "a" * 10240,
+            "authorization_malformed",
+            NOT_BASE64,
+            None,
+            id="basic-10kb-bytes",
         ),
         pytest.param(
             "Basic " + _b64(b"alice:" + b"x" * 8000),
@@ -250,17 +254,78 @@ def test_character_above_latin1_is_malformed_not_500(api_client, header, path):
     assert_failure(response, 401, code)
 
 
-@pytest.mark.django_db
-def test_basic_credentials_that_are_not_utf8_are_malformed(api_client, user):
-    response = api_client.get("/api/me/", HTTP_AUTHORIZATION="Basic " + _b64(b"alice:\xff\xfe"))
+LATIN1_NAME, LATIN1_PASSWORD = "jörg", "pässwort-1"
 
-    body = assert_failure(
-        response,
-        401,
-        "authorization_malformed",
-        www_authenticate=challenge_header(DEFAULT_CHALLENGES),
+
+def latin1_basic(username: str, password: str) -> str:
+    """Basic credentials encoded as ``requests`` encodes ``str`` credentials: ISO-8859-1."""
+    return "Basic " + _b64(f"{username}:{password}".encode("latin-1"))
+
+
+@pytest.mark.django_db
+def test_basic_credentials_in_latin1_log_in_as_with_drf(api_client, user_factory):
+    """DRF decodes Basic credentials as UTF-8, else ISO-8859-1: so does auth401."""
+    user_factory(LATIN1_NAME, password=LATIN1_PASSWORD)
+    header = latin1_basic(LATIN1_NAME, LATIN1_PASSWORD)
+    assert not _is_utf8(base64.b64decode(header.split()[1]))
+
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 200, response.content
+    assert response.json()["username"] == LATIN1_NAME
+
+    # the UTF-8 form of the same credentials logs in too
+    response = api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(LATIN1_NAME, LATIN1_PASSWORD))
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+def test_wrong_latin1_password_is_credentials_invalid_and_counted(api_client, user_factory):
+    user = user_factory(LATIN1_NAME, password=LATIN1_PASSWORD)
+    response = api_client.get(
+        "/api/me/", HTTP_AUTHORIZATION=latin1_basic(LATIN1_NAME, "pässwort-2")
     )
-    assert body["detail"] == NOT_UTF8
+    body = assert_failure(
+        response, 401, "credentials_invalid", www_authenticate=challenge_header(DEFAULT_CHALLENGES)
+    )
+    assert body["detail"] == "Invalid username, password or token."
+    row = AuthEvent.objects.get()
+    assert (row.code, row.username, row.user_id, row.scheme) == (
+        "credentials_invalid",
+        LATIN1_NAME,
+        user.pk,
+        "Basic",
+    )
+    assert accounts.status(user).failures_in_window == 1
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.mark.django_db(transaction=True)  # the server process reads the committed user
+def test_requests_with_str_credentials_logs_in_against_a_live_server(user_factory, private_redis):
+    """``requests`` sends ``str`` Basic credentials as ISO-8859-1: they work here as with DRF."""
+    requests = pytest.importorskip("requests")
+    from tests.servers import start_server
+
+    user_factory(LATIN1_NAME, password=LATIN1_PASSWORD)
+    server, port = start_server(private_redis.url, "latin1")
+    try:
+        url = f"http://127.0.0.1:{port}/api/me/"
+        good = requests.get(url, auth=(LATIN1_NAME, LATIN1_PASSWORD), timeout=10)
+        wrong = requests.get(url, auth=(LATIN1_NAME, "pässwort-2"), timeout=10)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert good.request.headers["Authorization"] == latin1_basic(LATIN1_NAME, LATIN1_PASSWORD)
+    assert (good.status_code, good.json()["username"]) == (200, LATIN1_NAME)
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "credentials_invalid"
+    assert wrong.headers["X-Request-ID"] == wrong.json()["request_id"]
 
 
 @pytest.mark.django_db

@@ -84,8 +84,8 @@ def test_defaults_validate_clean():
         (
             "RESPONSE_FORMAT",
             "xml",
-            "AUTH401['RESPONSE_FORMAT'] must be 'auth401', 'problem' or 'standardized_errors', "
-            "got 'xml'.",
+            "AUTH401['RESPONSE_FORMAT'] must be 'auth401', 'problem', 'standardized_errors' or "
+            "'upstream', got 'xml'.",
         ),
         (
             "API_PATH_PREFIXES",
@@ -209,3 +209,8 @@ def test_unknown_attribute_raises():
 )
 def test_good_device_and_notify_values(key, value):
     assert validate({key: value}) == []
+
+
+@pytest.mark.parametrize("fmt", ["auth401", "problem", "standardized_errors", "upstream"])
+def test_every_response_format_is_valid(fmt):
+    assert validate({"RESPONSE_FORMAT": fmt}) == []

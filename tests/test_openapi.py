@@ -17,8 +17,10 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from auth401 import authentication
 from auth401.codes import CATALOGUE, REASONS
 from auth401.contrib.spectacular import NOT_BLANK, AutoSchema
+from auth401.responses import UPSTREAM_CODES
 from example_project import settings as example_settings
 
 SCHEMA_CLASS = "auth401.contrib.spectacular.AutoSchema"
@@ -91,8 +93,18 @@ def test_protected_operations_document_401_and_403(openapi, client, db, url):
             line = f"- `{reason.code}`: {reason.when}"
             expected_here = str(reason.status_code()) == status
             assert (line in responses[status]["description"]) == expected_here, reason.code
-    assert set(responses["401"]["headers"]) == {"WWW-Authenticate", "X-Request-ID", "Cache-Control"}
-    assert set(responses["403"]["headers"]) == {"X-Request-ID", "Cache-Control", "Retry-After"}
+    assert set(responses["401"]["headers"]) == {
+        "WWW-Authenticate",
+        "X-Request-ID",
+        "X-Auth401-Code",
+        "Cache-Control",
+    }
+    assert set(responses["403"]["headers"]) == {
+        "X-Request-ID",
+        "X-Auth401-Code",
+        "Cache-Control",
+        "Retry-After",
+    }
 
 
 @pytest.mark.urls("example_project.urls")
@@ -127,7 +139,12 @@ def test_lockout_status_429_gets_its_own_response(openapi, client, db, auth401_s
     assert set(responses) == {"200", "401", "403", "429"}
     assert "`account_locked`" in responses["429"]["description"]
     assert "`account_locked`" not in responses["403"]["description"]
-    assert set(responses["429"]["headers"]) == {"X-Request-ID", "Cache-Control", "Retry-After"}
+    assert set(responses["429"]["headers"]) == {
+        "X-Request-ID",
+        "X-Auth401-Code",
+        "Cache-Control",
+        "Retry-After",
+    }
     assert "Retry-After" not in responses["403"]["headers"]
 
 
@@ -180,6 +197,13 @@ class AllowAnyButAuthenticates(Open):
     authentication_classes = APIView.authentication_classes
 
 
+class SessionFirst(Protected):
+    authentication_classes = [
+        authentication.SessionAuthentication,
+        authentication.BasicAuthentication,
+    ]
+
+
 class OwnForbiddenSchema(AutoSchema):
     def get_response_serializers(self):
         return {200: ItemSerializer, 403: OpenApiResponse(description="Mine.")}
@@ -194,6 +218,7 @@ urlpatterns = [
     path("open/", Open.as_view()),
     path("allow-any/", AllowAnyButAuthenticates.as_view()),
     path("own-403/", OwnForbidden.as_view()),
+    path("session-first/", SessionFirst.as_view()),
 ]
 
 
@@ -341,3 +366,41 @@ def test_not_blank_pattern_is_what_drf_char_fields_accept(value):
     except serializers.ValidationError:
         accepted = False
     assert bool(re.search(NOT_BLANK, value)) == accepted
+
+
+def _codes(description: str) -> set[str]:
+    return set(re.findall(r"^- `(\w+)`: ", description, re.MULTILINE))
+
+
+def test_upstream_format_documents_upstreams_body_and_statuses(openapi, auth401_settings):
+    """RESPONSE_FORMAT = "upstream": DRF's and simplejwt's body, each code under the status it
+    is answered with (upstream's for the codes upstream has; DRF's 403 where the first class
+    is the session), and auth401's code in X-Auth401-Code."""
+    auth401_settings(RESPONSE_FORMAT="upstream")
+    schema = generate()
+    validate_schema(schema)
+    component = schema["components"]["schemas"]["Auth401UpstreamError"]
+    assert set(component["properties"]) == {"detail", "code", "messages"}
+    assert component["required"] == ["detail"]
+    assert "X-Auth401-Code" in component["description"]
+    assert "Auth401Error" not in schema["components"]["schemas"]
+
+    ref = {"$ref": "#/components/schemas/Auth401UpstreamError"}
+    protected = schema["paths"]["/protected/"]["get"]["responses"]
+    assert protected["401"]["content"] == {"application/json": {"schema": ref}}
+    assert "`X-Auth401-Code` is one of" in protected["401"]["description"]
+    assert "X-Auth401-Code" in protected["401"]["headers"]
+    own = {r.code for r in REASONS if r.code not in UPSTREAM_CODES}
+    upstream_401 = UPSTREAM_CODES - {"permission_denied", "csrf_failed"}
+    assert _codes(protected["401"]["description"]) == upstream_401 | {
+        c for c in own if CATALOGUE[c].status_code() == 401
+    }
+    assert "account_inactive" in upstream_401  # simplejwt and DRF: 401, not auth401's 403
+    assert _codes(protected["403"]["description"]) == {"permission_denied", "csrf_failed"} | {
+        c for c in own if CATALOGUE[c].status_code() == 403
+    }
+
+    session_first = schema["paths"]["/session-first/"]["get"]["responses"]
+    assert "401" not in session_first  # DRF answers 403 when the session comes first
+    assert _codes(session_first["403"]["description"]) >= upstream_401
+    assert "WWW-Authenticate" not in session_first["403"]["headers"]

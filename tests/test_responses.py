@@ -61,6 +61,7 @@ def test_standardized_errors_401_is_dse_shape_with_auth401_members(standardized,
         "Content-Type": "application/json",
         "Cache-Control": "no-store",
         "X-Request-ID": request_id,
+        "X-Auth401-Code": "credentials_missing",
         "WWW-Authenticate": 'Bearer realm="api", Token realm="api", Basic realm="api", '
         'charset="UTF-8"',
         "X-Content-Type-Options": "nosniff",
@@ -131,6 +132,7 @@ def test_render_is_a_rendered_drf_response_in_each_format(
     assert set(response.data) == members
     assert response["Content-Type"] == content_type
     assert (response["X-Request-ID"], response["WWW-Authenticate"]) == ("req-1", "X")
+    assert response["X-Auth401-Code"] == "token_revoked"
     assert response.data.get("detail", "The token has been revoked.") == (
         "The token has been revoked."
     )

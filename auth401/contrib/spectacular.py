@@ -14,7 +14,10 @@ answer bad credentials with 401) then lists:
   can carry and when, and the headers every failure carries;
 - a body referencing the ``Auth401Error`` component (``Auth401Problem`` with
   ``RESPONSE_FORMAT = "problem"``), whose ``code`` is the ``Auth401Code`` enum: exactly the
-  catalogue of ``auth401.codes``.
+  catalogue of ``auth401.codes``;
+- with ``RESPONSE_FORMAT = "upstream"``, DRF's and simplejwt's own body
+  (``Auth401UpstreamError``: ``detail``, and simplejwt's ``code`` and ``messages``), each code
+  under the status it is answered with there, and auth401's code in ``X-Auth401-Code``.
 
 simplejwt's token views also document their ``400`` (a refused field, or a body that cannot be
 parsed), and their request bodies say ``minLength: 1`` where a blank value is refused.
@@ -42,6 +45,7 @@ from rest_framework.permissions import AllowAny
 
 from auth401.codes import LOCKOUT_STATUS, REASONS
 from auth401.conf import app_settings
+from auth401.responses import CODE_HEADER, UPSTREAM, upstream_status
 
 ERROR_COMPONENT = "Auth401Error"
 PROBLEM_COMPONENT = "Auth401Problem"
@@ -172,11 +176,47 @@ STANDARDIZED_SCHEMA: dict[str, Any] = {
     "required": ["type", "errors"],
 }
 
-#: RESPONSE_FORMAT -> (media type, component name, schema)
-FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "auth401": ("application/json", ERROR_COMPONENT, ERROR_SCHEMA),
-    "problem": ("application/problem+json", PROBLEM_COMPONENT, PROBLEM_SCHEMA),
-    "standardized_errors": ("application/json", STANDARDIZED_COMPONENT, STANDARDIZED_SCHEMA),
+UPSTREAM_COMPONENT = "Auth401UpstreamError"
+UPSTREAM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "DRF's and simplejwt's own body (RESPONSE_FORMAT = 'upstream'), as they "
+    "answer without auth401: `detail` (their translated message), and on simplejwt's errors "
+    "its `code` (`token_not_valid`, `bad_authorization_header`, `user_not_found`, "
+    "`user_inactive`, `password_changed`, `authentication_failed`) and, for a token no token "
+    "class accepts, `messages`. auth401's own code is in the `X-Auth401-Code` header. A view "
+    "whose first authentication class gives no challenge (a session) answers 403 where others "
+    "answer 401, as DRF decides. Plain Django views under `API_PATH_PREFIXES` answer as a "
+    "session-only DRF view: 403 with `detail`.",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong (translated)."},
+        "code": {"type": "string", "description": "simplejwt's code, on its errors only."},
+        "messages": {
+            "type": "array",
+            "description": "simplejwt: why each of AUTH_TOKEN_CLASSES refused the token.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "token_class": {"type": "string"},
+                    "token_type": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["detail"],
+}
+
+#: RESPONSE_FORMAT -> (media type, component name, schema, where a client reads the code)
+FORMATS: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "auth401": ("application/json", ERROR_COMPONENT, ERROR_SCHEMA, "`code`"),
+    "problem": ("application/problem+json", PROBLEM_COMPONENT, PROBLEM_SCHEMA, "`code`"),
+    "standardized_errors": (
+        "application/json",
+        STANDARDIZED_COMPONENT,
+        STANDARDIZED_SCHEMA,
+        "`code`",
+    ),
+    UPSTREAM: ("application/json", UPSTREAM_COMPONENT, UPSTREAM_SCHEMA, f"`{CODE_HEADER}`"),
 }
 
 _STRING = {"schema": {"type": "string"}}
@@ -186,6 +226,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "One challenge per scheme the operation accepts (RFC 9110, 6750, 7617).",
     },
     "X-Request-ID": {**_STRING, "description": "Equals the body's request_id."},
+    CODE_HEADER: {**_STRING, "description": "auth401's code (the Auth401Code enum)."},
     "Cache-Control": {**_STRING, "description": "Always no-store."},
     "Retry-After": {
         "schema": {"type": "integer"},
@@ -198,11 +239,22 @@ def status_of(code_status: int) -> int:
     return int(app_settings.LOCKOUT_STATUS_CODE) if code_status == LOCKOUT_STATUS else code_status
 
 
-def codes_by_status() -> dict[int, list[Any]]:
+def answer_status(reason: Any, challenged: bool = True) -> int:
+    """The status ``reason`` answers with under current settings; with ``RESPONSE_FORMAT =
+    "upstream"``, upstream's, and 403 for a 401 where the first class gives no challenge."""
+    status = status_of(reason.status)
+    if app_settings.RESPONSE_FORMAT == UPSTREAM:
+        status = upstream_status(reason.code, status)
+        if status == 401 and not challenged:
+            status = 403
+    return status
+
+
+def codes_by_status(challenged: bool = True) -> dict[int, list[Any]]:
     """The catalogue's reasons grouped by the status they answer with under current settings."""
     grouped: dict[int, list[Any]] = {}
     for reason in REASONS:
-        grouped.setdefault(status_of(reason.status), []).append(reason)
+        grouped.setdefault(answer_status(reason, challenged), []).append(reason)
     return grouped
 
 
@@ -220,10 +272,10 @@ def code_component() -> ResolvedComponent:
     )
 
 
-def describe(status: int, reasons: list[Any]) -> str:
+def describe(status: int, reasons: list[Any], where: str = "`code`") -> str:
     lines = [f"- `{r.code}`: {r.when}" for r in reasons]
     head = STATUS_TEXT.get(status, HTTPStatus(status).phrase)
-    return f"{head}\n\n`code` is one of:\n\n" + "\n".join(lines)
+    return f"{head}\n\n{where} is one of:\n\n" + "\n".join(lines)
 
 
 if TYPE_CHECKING:
@@ -250,22 +302,32 @@ class Auth401SchemaMixin(_SchemaBase):
             return True
         return any(not isinstance(p, AllowAny) for p in self.view.get_permissions())
 
+    def auth401_challenged(self) -> bool:
+        """Whether a 401 of this operation stays 401 under ``RESPONSE_FORMAT = "upstream"``:
+        DRF answers 403 when the view's first class gives no challenge (a session)."""
+        from auth401.handlers import upstream_authenticate_header
+
+        if self.auth401_token_view():
+            return True
+        authenticators = self.view.get_authenticators()
+        return bool(authenticators) and bool(upstream_authenticate_header(authenticators[0], None))
+
     def auth401_responses(self) -> dict[str, dict[str, Any]]:
-        media_type, name, schema = FORMATS[app_settings.RESPONSE_FORMAT]
+        media_type, name, schema, where = FORMATS[app_settings.RESPONSE_FORMAT]
         self.registry.register_on_missing(code_component())
         component = ResolvedComponent(
             name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema
         )
         self.registry.register_on_missing(component)
         responses = {}
-        for status, reasons in sorted(codes_by_status().items()):
-            headers = ["X-Request-ID", "Cache-Control"]
+        for status, reasons in sorted(codes_by_status(self.auth401_challenged()).items()):
+            headers = ["X-Request-ID", CODE_HEADER, "Cache-Control"]
             if status == 401:
                 headers.insert(0, "WWW-Authenticate")
             if any("retry_after" in r.extras for r in reasons):
                 headers.append("Retry-After")
             responses[str(status)] = {
-                "description": describe(status, reasons),
+                "description": describe(status, reasons, where),
                 "headers": {h: HEADERS[h] for h in headers},
                 "content": {media_type: {"schema": component.ref}},
             }
