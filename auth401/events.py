@@ -268,7 +268,8 @@ def record_failure(
         store_now([event], request)
     else:
         held.add(event)
-        current.after_response(held.flush_if_due)
+        if not current.managed:  # the middleware's own after-response work flushes otherwise
+            held.flush_if_due()
 
 
 def record_success(request: Any, user: Any, scheme: str | None) -> None:

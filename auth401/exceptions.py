@@ -97,7 +97,10 @@ class Auth401Error(exceptions.APIException):
         if not issubclass(cls, _UpstreamDetail):
             arguments.pop("upstream_code", None)
             arguments.pop("messages", None)
-        other = cls(self.code, **arguments)
+        other = cls.__new__(cls, self.code)
+        # The same texts: rendered once for both (upstream's constructors ask for them).
+        other.__dict__["_rendered"] = self.__dict__.setdefault("_rendered", {})
+        other.__init__(self.code, **arguments)  # type: ignore[misc]
         if "user" in self.__dict__:
             other.user = self.user
         # The same failure in another type: recorded once, whichever of the two is seen.
