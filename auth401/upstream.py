@@ -7,6 +7,7 @@ down to PyJWT.  Message text is never looked at: it is translated and it changes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -166,8 +167,23 @@ def _is_blacklisted(claims: dict[str, Any]) -> bool:
 _TIMED = frozenset({"token_expired", "token_not_yet_valid"})
 
 
+#: what a claim's text may not carry into an answer: control characters, lone surrogates (no
+#: UTF-8 encodes them) and the line and paragraph separators
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def claim_text(value: Any, limit: int = 20) -> str:
+    """A claim's value as short printable text for an answer's ``detail``: any JSON value (a
+    lone surrogate, a NUL, a number of any size, a list) gives text that encodes as UTF-8."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = "?"
+    return _UNPRINTABLE.sub("?", text[:limit])
+
+
 def _token_type(claims: dict[str, Any]) -> str:
-    return str(claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM, "access"))[:20]
+    return claim_text(claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM, "access"))
 
 
 def classify_token_error(error: BaseException, raw_token: Any, token_class: Any) -> Auth401Error:
@@ -207,7 +223,7 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
     got = claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM)
     if expected and got is not None and got != expected:
         return Auth401Error(
-            "token_wrong_type", scheme="Bearer", got=str(got)[:20], expected=expected
+            "token_wrong_type", scheme="Bearer", got=claim_text(got), expected=expected
         )
     for claim in ("exp", "refresh_exp"):
         moment = claim_time(claims, claim)

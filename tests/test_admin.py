@@ -14,6 +14,7 @@ from django.utils import timezone
 from auth401 import accounts
 from auth401.admin import AccountActionsMixin, AccountStatusAdmin, extend_user_admin
 from auth401.models import AccountStatus, AuthEvent
+from auth401.admin.filters import CleanLookupsMixin
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,7 @@ def test_extend_user_admin_is_opt_out(settings):
     settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": True}
     assert extend_user_admin(site) is True
     extended = type(site.get_model_admin(get_user_model()))
-    assert extended.__mro__[1:3] == (AccountActionsMixin, UserAdmin)
+    assert extended.__mro__[1:4] == (AccountActionsMixin, CleanLookupsMixin, UserAdmin)
     assert extend_user_admin(site) is False  # once
 
 

@@ -28,6 +28,7 @@ from auth401.conf import app_settings
 from auth401.models import AccountStatus
 
 from .actions import ACTIONS, USER_ACTIONS, can_change_accounts
+from .filters import CleanLookupsMixin
 from .status import account_action_url, admin_url
 
 #: The buttons a user's page offers in each state.
@@ -43,11 +44,12 @@ else:  # a mixin at run time: the user admin it is mixed into comes after it in 
     _UserAdminBase = object
 
 
-class AccountActionsMixin(_UserAdminBase):
+class AccountActionsMixin(CleanLookupsMixin, _UserAdminBase):
     """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" to a user ModelAdmin, and
     an "Account status" section to a user's page with the state, the reason and the buttons;
     each change asks for a reason (and, for a lock, an end) before calling
-    ``auth401.accounts``."""
+    ``auth401.accounts``.  Its list answers bad URL lookups and action selections as
+    auth401's own admins do (``CleanLookupsMixin``), never with a 500."""
 
     def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
