@@ -167,7 +167,7 @@ class Auth401Middleware:
                 "auth401: client error %s on %s %s (%r) request_id=%s",
                 type(exception).__name__,
                 request.method,
-                request.path,
+                events.clean(request.path, 200),
                 str(exception)[:200],
                 get_request_id(request),
                 extra={"request_id": get_request_id(request)},

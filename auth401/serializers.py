@@ -16,7 +16,6 @@ check, ``USER_AUTHENTICATION_RULE`` decides who may refresh (simplejwt's
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -31,23 +30,9 @@ from .accounts import failure_for
 from .authentication import STATUS_RELATION
 from .codes import PROBLEMS
 from .exceptions import TokenAuthenticationFailed
-from .upstream import UNREADABLE_CLAIMS, issued_at, unverified_claims
+from .upstream import UNREADABLE_CLAIMS, issued_at, storable_jti, unverified_claims
 
-#: the token id column of simplejwt's token tables (``OutstandingToken.jti``)
-JTI_LENGTH = 255
-#: what no token table can hold: a NUL (PostgreSQL refuses it) or a lone surrogate (no UTF-8
-#: encodes it)
-UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _BAD_ID = "the token id is not one a token table can hold"
-
-
-def _storable(value: Any) -> bool:
-    """Whether the token tables can hold ``value`` as a token id (its text, for a number)."""
-    try:
-        text = value if isinstance(value, str) else str(value)
-    except ValueError:  # an int past Python's digit limit for str()
-        return False
-    return len(text) <= JTI_LENGTH and not UNSTORABLE.search(text)
 
 
 def read_token(token_class: type[Token], raw: Any) -> Token:
@@ -60,7 +45,7 @@ def read_token(token_class: type[Token], raw: Any) -> Token:
     if (
         jti_claim is not None
         and claims
-        and (jti_claim not in claims or not _storable(claims[jti_claim]))
+        and (jti_claim not in claims or not storable_jti(claims[jti_claim]))
     ):
         # The signature and times first, so a forged or expired token is told as such: an
         # UntypedToken checks them (and that the id is there) without any table.
