@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jwt
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -33,6 +34,7 @@ from .exceptions import TokenAuthenticationFailed
 from .upstream import UNREADABLE_CLAIMS, issued_at, storable_jti, unverified_claims
 
 _BAD_ID = "the token id is not one a token table can hold"
+_BAD_ISSUER = "Payload Issuer (iss) must be a string"
 
 
 def read_token(token_class: type[Token], raw: Any) -> Token:
@@ -70,6 +72,10 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             # Unlike upstream, a present but empty id ("", 0, []) is checked too: no user has
             # it, and rotation's blacklisting would look it up (a 500 for "" or []).
             self._check_user(user_id, refresh)
+        if not isinstance(refresh.payload.get("iss", ""), str):
+            # The access token copies this claim, and PyJWT refuses to sign a non-string
+            # issuer (a TypeError, a 500): the token is as unusable as one from another issuer.
+            raise TokenError(_BAD_ISSUER) from jwt.InvalidIssuerError(_BAD_ISSUER)
         # Upstream's validate reads the token again: it is known to be readable now.
         return super().validate(attrs)
 

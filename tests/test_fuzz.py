@@ -616,6 +616,10 @@ accept = st.sampled_from([None, "application/json", "text/html", "*/*", "x/y", "
         st.binary(max_size=600),
         st.builds(lambda n, c: c * n, st.integers(4000, 9000), st.sampled_from([b"[", b"a", b"{"])),
         json_body.map(lambda b: json.dumps(b).encode()),
+        # any JSON with lone surrogates, NUL and huge numbers, escaped as JSON allows
+        st.dictionaries(st.one_of(credential_keys, any_text), any_json, max_size=4).map(
+            lambda b: json.dumps(b).encode()
+        ),
     ),
     content_type=odd_content_type,
     path=st.sampled_from([TOKEN, REFRESH, VERIFY]),

@@ -3,6 +3,7 @@ top, over HTTP (``/api/token/refresh/``) and in Python."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -166,3 +167,17 @@ def test_verify_reads_the_token_id_before_the_blacklist(api_client, user, settin
     assert_refused(response, 401, "token_invalid")
     good = api_client.post("/api/token/verify/", {"token": signed(user, "access")}, format="json")
     assert (good.status_code, good.json()) == (200, {})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("iss", [1, None, ["a"], {"a": 1}, True], ids=repr)
+def test_a_refresh_token_with_a_non_string_issuer_is_token_invalid(api_client, user, iss):
+    """The access token copies ``iss``, and PyJWT refuses to sign a non-string one (a 500)."""
+    raw = signed(user)
+    payload = jwt.decode(raw, options={"verify_signature": False})
+    payload["iss"] = iss
+    token = jwt.api_jws.encode(
+        json.dumps(payload).encode(), django_settings.SECRET_KEY, algorithm="HS256"
+    )
+    body = assert_refused(refresh(api_client, token), 401, "token_invalid")
+    assert body["detail"] == "The token is not valid: it is from another issuer."
