@@ -767,3 +767,28 @@ def test_admin_actions_any_selection(
     response = admin_client.post(page, data)
     check_admin(response)
     no_error_logged(caplog)
+
+
+def encodable(text: str) -> bool:
+    """Text a form can carry (no lone surrogate: no UTF-8 encodes one)."""
+    return text.encode("utf-8", "ignore").decode() == text
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/admin/login/", "/accounts/login/"]),
+    username=st.one_of(
+        anything, latin1, odd_text.filter(lambda t: t.encode("utf-8", "ignore").decode() == t)
+    ),
+    password=st.one_of(anything, st.just(PASSWORD)),
+    extra=st.dictionaries(st.sampled_from(["next", "this_is_the_login_form"]), latin1, max_size=2),
+)
+def test_login_forms_any_credentials(real, client, caplog, path, username, password, extra):
+    """The admin's login form auth401 installs and its ``AuthenticationForm``: any username
+    and password (NUL, controls, 16 KB) is a form answer or a login, never a 5xx."""
+    caplog.clear()
+    response = client.post(path, {"username": username, "password": password, **extra})
+    check_admin(response)
+    if response.status_code == 302:
+        assert (username, password, path) == ("alice", PASSWORD, "/accounts/login/")
+    no_error_logged(caplog)
