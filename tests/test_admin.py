@@ -466,6 +466,7 @@ def test_an_action_on_a_selection_that_is_no_key_changes_nothing(
         "username__regex=(",
         "last_login__year=99999",
         "date_joined__year=-5",
+        "e=1&last_login__year=99999",
         "q=%00",
     ],
 )

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth401.codes import CATALOGUE
+from auth401.events import clean
 from auth401.lockout import normalise_username
 from auth401.request_id import get_request_id
 
@@ -139,7 +140,8 @@ class CleanLookupsMixin:
                     messages.WARNING,
                 )
                 return HttpResponseRedirect(request.get_full_path())
-        if request.method != "GET" or not request.GET or ERROR_FLAG in request.GET:
+        if request.method != "GET" or set(request.GET) <= {ERROR_FLAG}:
+            # The plain list (or Django's own ?e=1 page): nothing from the URL to refuse.
             return super().changelist_view(request, extra_context)  # type: ignore[misc]
         try:
             with transaction.atomic(using=router.db_for_read(model_admin.model)):
@@ -157,7 +159,7 @@ def _log_refused(request: HttpRequest, what: str, keys: Any = ()) -> None:
         "auth401 admin: %s on %s %s %r request_id=%s",
         what,
         request.method,
-        request.path,
+        clean(request.path, 200),
         [key[:100] for key in keys],
         get_request_id(request),
     )
