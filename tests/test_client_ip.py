@@ -31,6 +31,8 @@ def request_from():
         ("\r\nX-Evil: 1", None),
         ("1" * 5000, None),
         ("[::1", None),
+        ("fe80::1%eth0", "fe80::1"),  # PostgreSQL's inet refuses a zone: the drain stalled
+        ("[2001:db8::1%25]:443", "2001:db8::1"),
     ],
 )
 def test_parse_ip(text, expected):
@@ -70,3 +72,18 @@ def test_trusted_proxy_right_most_untrusted(request_from, settings, forwarded, e
 
 def test_unusable_remote_addr(request_from):
     assert client_ip(request_from("")) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scoped_forwarded_address_is_recorded_without_its_zone(client, settings, user):
+    """Behind a trusted proxy, ``X-Forwarded-For: fe80::1%eth0``: the row is written (the
+    zone made PostgreSQL refuse it, and the audit drain retried it forever)."""
+    from auth401.models import AuthEvent
+    from tests.conftest import basic
+
+    settings.AUTH401 = {**settings.AUTH401, "TRUSTED_PROXIES": ["127.0.0.0/8"]}
+    response = client.get(
+        "/api/me/", HTTP_AUTHORIZATION=basic("alice", "wrong"), HTTP_X_FORWARDED_FOR="fe80::1%eth0"
+    )
+    assert response.status_code == 401
+    assert list(AuthEvent.objects.values_list("code", "ip")) == [("credentials_invalid", "fe80::1")]
