@@ -121,3 +121,19 @@ def test_a_recursion_error_outside_a_parser_stays_a_500():
 
     with pytest.raises(RecursionError):
         Recursive.as_view()(APIRequestFactory().get("/"))
+
+
+@pytest.mark.parametrize("charset", ["bz2_codec", "zlib_codec", "rot13"])
+def test_a_charset_that_is_no_text_encoding_is_a_400(client, charset):
+    """Decoding through a bytes-to-bytes codec would expand a small body without bound."""
+    response = client.generic(
+        "POST", TOKEN, b'{"username": "a"}', content_type=f"application/json; charset={charset}"
+    )
+    assert response.status_code == 400
+    assert "charset" in response.json()["detail"].lower()
+
+
+def test_a_utf16_body_is_read_in_its_charset(client):
+    body = json.dumps({"username": "nobody", "password": "x"}).encode("utf-16")
+    response = client.generic("POST", TOKEN, body, content_type="application/json; charset=utf-16")
+    assert (response.status_code, response.json()["code"]) == (401, "credentials_invalid")
