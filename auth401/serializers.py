@@ -21,7 +21,6 @@ from typing import Any
 import jwt
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt import serializers
 from rest_framework_simplejwt import settings as simplejwt  # rebound on setting changes
 from rest_framework_simplejwt.exceptions import TokenError
@@ -33,6 +32,8 @@ from .codes import PROBLEMS
 from .exceptions import TokenAuthenticationFailed
 from .upstream import UNREADABLE_CLAIMS, issued_at, storable_jti, unverified_claims
 
+#: simplejwt's own words (a TokenError's message is not part of the answer)
+_NO_ID = "Token has no id"
 _BAD_ID = "the token id is not one a token table can hold"
 _BAD_ISSUER = "Payload Issuer (iss) must be a string"
 
@@ -52,7 +53,7 @@ def read_token(token_class: type[Token], raw: Any) -> Token:
         # The signature and times first, so a forged or expired token is told as such: an
         # UntypedToken checks them (and that the id is there) without any table.
         _read(UntypedToken, raw)
-        raise TokenError(_("Token has no id") if jti_claim not in claims else _BAD_ID)
+        raise TokenError(_NO_ID if jti_claim not in claims else _BAD_ID)
     return _read(token_class, raw)
 
 
