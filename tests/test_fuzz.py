@@ -2,8 +2,12 @@
 
 Fuzzed: the ``Authorization`` header (any scheme-like prefix and any text up to 16 KB, in the
 latin-1 range a WSGI server can deliver and beyond it), the JSON and form body of
-``POST /api/token/``, ``X-Forwarded-For`` behind a trusted proxy, ``X-Request-ID``, and the
-username of Basic credentials.  For every answer:
+``POST /api/token/``, ``X-Forwarded-For`` behind a trusted proxy, ``X-Request-ID``, the
+username of Basic credentials; tokens signed with the real key carrying any JSON value (lone
+surrogates, NUL, numbers of any size, containers) in any claim, on ``/api/me/`` and the refresh
+and verify views; nested (to thousands of levels), oversized and odd-typed bodies to the token
+views; any lookup and any action selection on the admin lists auth401 registers or extends, and
+any credentials on its login forms.  For every answer:
 
 - never a 5xx (the test client re-raises a view's exception, so a crash fails loudly);
 - every 401/403 is the contract's JSON body (the contract's members and no others, a
@@ -13,10 +17,14 @@ username of Basic credentials.  For every answer:
   raw fuzz input where that input holds anything a header could not carry safely;
   ``X-Request-ID`` echoes only a sane value (up to 128 of ``A-Za-z0-9-_.:``);
 - a 2xx only for the real credentials;
-- every failed login leaves exactly one ``AuthEvent`` row, with clean text.
+- every failed login leaves exactly one ``AuthEvent`` row, with clean text, and it says what
+  the client got;
+- nothing is logged as an unexpected error.
 
 Bounded (``max_examples``) so the file runs in well under 30 s; requests run in autocommit
-(``transaction=True``) as they do in production.
+(``transaction=True``) as they do in production.  ``AUTH401_FUZZ_EXAMPLES=800`` runs the same
+properties with that many examples each (about 12,000 requests); the module prints how many
+answers it checked, by status.
 """
 
 from __future__ import annotations
