@@ -34,6 +34,10 @@ def _parse(text: str) -> IPAddress | None:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        # "fe80::1%eth0": the zone names an interface of the sender's host, not the client;
+        # and PostgreSQL's inet column refuses it (an audit row no drain could ever write).
+        return ipaddress.IPv6Address(int(address))
     return address
 
 

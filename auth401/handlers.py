@@ -21,7 +21,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.views import TokenViewBase
 
-from . import events, responses
+from . import events, parsers, responses
 from .authentication import session_failure
 from .backends import stashed_failure
 from .codes import COOKIE_SCHEMES, HEADER_NOTE, PROBLEMS, SCHEMES_OR, translated
@@ -243,6 +243,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     """DRF ``EXCEPTION_HANDLER``: the contract body and headers for every 401 and 403."""
     failure = failure_for_exception(exc, context)
     if failure is None:
+        if isinstance(exc, RecursionError) and parsers.raised_by_parser(exc):
+            # A body nested deeper than DRF's own JSON parser takes (auth401.parsers.JSONParser
+            # refuses it before): a 400 like any body the parser cannot read, not a 500.
+            exc = parsers.too_deep()
         return app_settings.fallback_handler(exc, context)
     request = context.get("request")
     if failure.code in ROLLBACK_CODES:

@@ -29,12 +29,18 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import (
+    BadRequest,
+    ImproperlyConfigured,
+    PermissionDenied,
+    SuspiciousOperation,
+)
 from django.core.signals import request_finished
 from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils.functional import SimpleLazyObject
+from rest_framework.exceptions import ParseError
 
 from . import devices, drain, events, state
 from .accounts import failure_for
@@ -44,6 +50,11 @@ from .request_id import HEADER, get_request_id
 from .signals import session_issued_at
 
 logger = logging.getLogger("auth401")
+
+#: what a client's bad input raises, answered 400 by Django (or DRF): logged at INFO, without
+#: a traceback (``DisallowedModelAdminLookup``, ``RequestDataTooBig``, ``TooManyFieldsSent``
+#: and ``DisallowedHost`` are ``SuspiciousOperation``s)
+CLIENT_ERRORS = (SuspiciousOperation, BadRequest, ParseError)
 
 
 def is_api_path(request: HttpRequest) -> bool:
@@ -170,7 +181,19 @@ class Auth401Middleware:
         if isinstance(exception, PermissionDenied) and is_api_path(request):
             text = str(exception.args[0]) if exception.args else None
             return self._render(request, Auth401Error("permission_denied", detail=text or None))
-        if not isinstance(exception, PermissionDenied | Auth401Error | Http404):
+        if isinstance(exception, CLIENT_ERRORS):
+            # Django answers these 400 (a disallowed admin lookup, a body over the limits, a
+            # bad Host): the client's mistake, logged without a traceback.
+            logger.info(
+                "auth401: client error %s on %s %s (%r) request_id=%s",
+                type(exception).__name__,
+                request.method,
+                events.clean(request.path, 200),
+                str(exception)[:200],
+                get_request_id(request),
+                extra={"request_id": get_request_id(request)},
+            )
+        elif not isinstance(exception, PermissionDenied | Auth401Error | Http404):
             # Django logs it too, but only where its own logging is configured (DEBUG off
             # and no LOGGING: nowhere); this record carries the request id either way.
             logger.error(

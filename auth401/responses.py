@@ -190,7 +190,9 @@ class FailureResponse(Response):
 
     @property
     def rendered_content(self) -> bytes:  # type: ignore[override]  # DRF's is bytes too
-        return json.dumps(self.data, ensure_ascii=False).encode()
+        # "replace": text no UTF-8 encodes (a lone surrogate from a view's own message) is a
+        # "?", never a 500 after the failure has been recorded as answered.
+        return json.dumps(self.data, ensure_ascii=False).encode("utf-8", "replace")
 
 
 def render(

@@ -7,6 +7,7 @@ down to PyJWT.  Message text is never looked at: it is translated and it changes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 from rest_framework_simplejwt import exceptions as jwt_exceptions
 from rest_framework_simplejwt import settings as simplejwt  # rebound on changes
+from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from .codes import PROBLEMS
@@ -151,13 +153,30 @@ def _iso(moment: datetime | None) -> str:
     return iso_utc(moment) if moment is not None else "?"
 
 
+#: the token id column of simplejwt's token tables (``OutstandingToken.jti``)
+JTI_LENGTH = 255
+#: what no token table can hold: a NUL (PostgreSQL refuses it) or a lone surrogate (no UTF-8
+#: encodes it)
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_jti(value: Any) -> bool:
+    """Whether simplejwt's token tables can hold ``value`` as a token id (as text, as they
+    store a number): it fits the column and holds no NUL and no lone surrogate."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return False
+    return len(text) <= JTI_LENGTH and not _UNSTORABLE.search(text)
+
+
 def _is_blacklisted(claims: dict[str, Any]) -> bool:
     if not apps.is_installed("rest_framework_simplejwt.token_blacklist"):
         return False
     from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
     jti = claims.get(simplejwt.api_settings.JTI_CLAIM)
-    if not isinstance(jti, str) or "\x00" in jti:  # PostgreSQL refuses NUL in a query
+    if not isinstance(jti, str) or not storable_jti(jti):  # no query could find it
         return False
     return BlacklistedToken.objects.filter(token__jti=jti).exists()
 
@@ -166,8 +185,23 @@ def _is_blacklisted(claims: dict[str, Any]) -> bool:
 _TIMED = frozenset({"token_expired", "token_not_yet_valid"})
 
 
+#: what a claim's text may not carry into an answer: control characters, lone surrogates (no
+#: UTF-8 encodes them) and the line and paragraph separators
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def claim_text(value: Any, limit: int = 20) -> str:
+    """A claim's value as short printable text for an answer's ``detail``: any JSON value (a
+    lone surrogate, a NUL, a number of any size, a list) gives text that encodes as UTF-8."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = "?"
+    return _UNPRINTABLE.sub("?", text[:limit])
+
+
 def _token_type(claims: dict[str, Any]) -> str:
-    return str(claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM, "access"))[:20]
+    return claim_text(claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM, "access"))
 
 
 def classify_token_error(error: BaseException, raw_token: Any, token_class: Any) -> Auth401Error:
@@ -203,11 +237,13 @@ def classify_token_error(error: BaseException, raw_token: Any, token_class: Any)
     token_type = _token_type(claims)
     # No PyJWT cause: decoding (signature, exp, nbf) succeeded and one of simplejwt's later
     # checks failed, so the claims read here are the verified ones.
-    expected = getattr(token_class, "token_type", None)
+    # An UntypedToken (the verify view's) takes any type.
+    untyped = isinstance(token_class, type) and issubclass(token_class, UntypedToken)
+    expected = None if untyped else getattr(token_class, "token_type", None)
     got = claims.get(simplejwt.api_settings.TOKEN_TYPE_CLAIM)
     if expected and got is not None and got != expected:
         return Auth401Error(
-            "token_wrong_type", scheme="Bearer", got=str(got)[:20], expected=expected
+            "token_wrong_type", scheme="Bearer", got=claim_text(got), expected=expected
         )
     for claim in ("exp", "refresh_exp"):
         moment = claim_time(claims, claim)

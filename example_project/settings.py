@@ -128,6 +128,12 @@ REST_FRAMEWORK = {
         "auth401.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Nesting deeper than 64 levels and bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "auth401.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 if OPENAPI:
     # Documents auth401's 401/403 answers on every protected operation.

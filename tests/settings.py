@@ -65,6 +65,12 @@ REST_FRAMEWORK = {
         "auth401.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Nesting deeper than 64 levels and bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "auth401.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 
 # The example project's optional OpenAPI setup, when installed (the dev extra brings it). The
@@ -75,6 +81,7 @@ if all(find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar"
 
 SIMPLE_JWT = {
     "TOKEN_REFRESH_SERIALIZER": "auth401.serializers.TokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "auth401.serializers.TokenVerifySerializer",
     "UPDATE_LAST_LOGIN": False,
 }
 

@@ -2,6 +2,7 @@
 (lock, suspend, unlock, reinstate) that ask why first, from the user list, the AccountStatus
 list and an account's page."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from auth401 import accounts
 from auth401.admin import AccountActionsMixin, AccountStatusAdmin, extend_user_admin
+from auth401.admin.filters import CleanLookupsMixin
 from auth401.models import AccountStatus, AuthEvent
 from tests.conftest import PASSWORD
 
@@ -90,7 +92,7 @@ def test_extend_user_admin_is_opt_out(settings):
     settings.AUTH401 = {**settings.AUTH401, "ADMIN_USER_ACTIONS": True}
     assert extend_user_admin(site) is True
     extended = type(site.get_model_admin(get_user_model()))
-    assert extended.__mro__[1:3] == (AccountActionsMixin, UserAdmin)
+    assert extended.__mro__[1:4] == (AccountActionsMixin, CleanLookupsMixin, UserAdmin)
     assert extend_user_admin(site) is False  # once
 
 
@@ -507,3 +509,87 @@ def test_devices_off_hides_them_in_the_admin(admin_client, user_factory, auth401
     assert "Firefox/140.0" not in html and "revoke_devices" not in html
     choices = admin_client.get(USERS).context["action_form"].fields["action"].choices
     assert "auth401_revoke_devices" not in dict(choices)
+
+
+# -- bad input: a warning or a redirect, never a 500 ----------------------------------------------
+
+
+@pytest.mark.parametrize("selected", ["abc", "", "1.5", "1\x00", "99999999999999999999"], ids=repr)
+@pytest.mark.parametrize(
+    ("url", "action"),
+    [
+        (USERS, "auth401_lock"),
+        (USERS, "auth401_suspend"),
+        (USERS, "delete_selected"),
+        (STATUSES, "auth401_unlock"),
+        (STATUSES, "auth401_reinstate"),
+    ],
+)
+def test_an_action_on_a_selection_that_is_no_key_changes_nothing(
+    admin_client, user_factory, caplog, url, action, selected
+):
+    """A hand-made POST whose ``_selected_action`` is no primary key (Django's filter raised
+    ValueError, a 500): a warning on the list, nothing changed, logged at INFO."""
+    caplog.set_level(logging.INFO, logger="auth401")
+    bob = user_factory("bob")
+    accounts.lock(bob, reason="x")
+    before = AuthEvent.objects.count()
+    data = {"action": action, "_selected_action": [str(bob.pk), selected], "apply": "1"}
+    response = admin_client.post(url, {**data, "reason": "r"})
+    assert response.status_code == 302
+    assert response["Location"] == url
+    page = admin_client.get(response["Location"])
+    assert messages_of(page) == [
+        "The selection holds items that do not exist. No items have been changed."
+    ]
+    assert AuthEvent.objects.count() == before
+    assert AccountStatus.objects.get(user=bob).state == "locked"
+    assert get_user_model().objects.filter(pk=bob.pk).exists()
+    assert [(r.levelno, r.exc_info) for r in caplog.records if r.name == "auth401"] == [
+        (logging.INFO, None)
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "username=%00",
+        "username__startswith=a%00",
+        "username__in=a,%00",
+        "username__regex=(",
+        "last_login__year=99999",
+        "date_joined__year=-5",
+        "e=1&last_login__year=99999",
+        "q=%00",
+    ],
+)
+@pytest.mark.parametrize("url", [USERS, STATUSES, "/admin/auth401/authevent/"])
+def test_lookups_the_database_refuses_are_a_redirect(admin_client, user_factory, url, query):
+    """The user admin auth401 extends, and auth401's own: a NUL (PostgreSQL refuses it), a
+    regular expression that does not compile, a year no date holds: the list without them
+    (or ``?e=1``, as Django answers lookups it cannot build), never a 500."""
+    user_factory("bob")
+    field = {USERS: "username", STATUSES: "reason", "/admin/auth401/authevent/": "note"}[url]
+    date = {USERS: "last_login", STATUSES: "changed_at"}.get(url, "created_at")
+    query = (
+        query.replace("username", field).replace("last_login", date).replace("date_joined", date)
+    )
+    response = admin_client.get(f"{url}?{query}")
+    assert response.status_code == 302, response.content[:300]
+    assert response["Location"] in (f"{url}?", f"{url}?e=1")
+    assert admin_client.get(response["Location"]).status_code == 200
+
+
+def test_a_lookup_the_admin_does_not_allow_is_a_400_logged_at_info(admin_client, caplog):
+    """``DisallowedModelAdminLookup``: Django's 400, logged by auth401 at INFO without a
+    traceback (it is the client's input, not an unexpected error)."""
+    caplog.set_level(logging.INFO, logger="auth401")
+    response = admin_client.get(f"{STATUSES}?user__password__startswith=pbkdf2")
+    assert response.status_code == 400
+    records = [r for r in caplog.records if r.name == "auth401"]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.INFO, None)]
+    assert (
+        records[0]
+        .getMessage()
+        .startswith(f"auth401: client error DisallowedModelAdminLookup on GET {STATUSES} (")
+    )

@@ -158,3 +158,18 @@ def test_csv_export_needs_the_view_permission(client, user_factory):
     client.force_login(user_factory("staff", is_staff=True))
     response = client.post(CHANGELIST, {"action": "export_csv", "_selected_action": [row.pk]})
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("selected", ["abc", "", "1\x00", "99999999999999999999"], ids=repr)
+def test_csv_export_of_a_selection_that_is_no_key_is_a_warning(admin_client, selected):
+    """Django's action filter raised ValueError (a 500) for a non-numeric selection."""
+    row = AuthEvent.objects.create(code="credentials_invalid", status_code=401, username="a")
+    data = {"action": "export_csv", "_selected_action": [str(row.pk), selected]}
+    response = admin_client.post(CHANGELIST, data)
+    assert response.status_code == 302
+    assert response["Location"] == CHANGELIST
+    page = admin_client.get(CHANGELIST)
+    assert [str(m) for m in page.context["messages"]] == [
+        "The selection holds items that do not exist. No items have been changed."
+    ]

@@ -31,6 +31,8 @@ def request_from():
         ("\r\nX-Evil: 1", None),
         ("1" * 5000, None),
         ("[::1", None),
+        ("fe80::1%eth0", "fe80::1"),  # PostgreSQL's inet refuses a zone: the drain stalled
+        ("[2001:db8::1%25]:443", "2001:db8::1"),
     ],
 )
 def test_parse_ip(text, expected):
@@ -70,3 +72,22 @@ def test_trusted_proxy_right_most_untrusted(request_from, settings, forwarded, e
 
 def test_unusable_remote_addr(request_from):
     assert client_ip(request_from("")) is None
+
+
+FULL = "7ecf:12bd:359a:96d8:b16a:da54:c4c2:ec48"  # no group to compress: 39 characters
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scoped_forwarded_address_is_recorded_without_its_zone(client, settings, user):
+    """Behind a trusted proxy, a forwarded address with a zone: the row is written.  Django
+    drops the zone of short addresses itself, but not of one past 39 characters with it, which
+    PostgreSQL's inet refused (and the audit drain retried the row forever)."""
+    from auth401.models import AuthEvent
+    from tests.conftest import basic
+
+    settings.AUTH401 = {**settings.AUTH401, "TRUSTED_PROXIES": ["127.0.0.0/8"]}
+    response = client.get(
+        "/api/me/", HTTP_AUTHORIZATION=basic("alice", "wrong"), HTTP_X_FORWARDED_FOR=f"{FULL}%eth0"
+    )
+    assert response.status_code == 401
+    assert list(AuthEvent.objects.values_list("code", "ip")) == [("credentials_invalid", FULL)]

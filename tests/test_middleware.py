@@ -5,6 +5,7 @@ start with a bad AUTH401 setting."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import timedelta
 from http import HTTPStatus
@@ -12,9 +13,17 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.core.exceptions import (
+    BadRequest,
+    ImproperlyConfigured,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.test import AsyncClient, Client, RequestFactory
+from rest_framework.exceptions import ParseError
 
 from auth401.middleware import Auth401Middleware
 from auth401.models import AuthEvent
@@ -405,3 +414,30 @@ def test_after_response_work_waits_for_the_response_to_be_closed(rf):
     assert ran == ["work"]
     response.close()
     assert ran == ["work"]  # once
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [
+        DisallowedModelAdminLookup("Filtering by user__password not allowed"),
+        RequestDataTooBig("too big"),
+        SuspiciousOperation("odd"),
+        BadRequest("bad"),
+        ParseError("JSON parse error"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_expected_client_errors_are_logged_at_info_without_a_traceback(caplog, exception):
+    """Django answers them 400: the client's input, not an "unexpected" error; a CR/LF in the
+    path cannot start a forged log line."""
+    caplog.set_level(logging.INFO, logger="auth401")
+    request = RequestFactory().get("/admin/x/%0D%0Aforged", HTTP_X_REQUEST_ID="req-7")
+    middleware = Auth401Middleware(lambda r: HttpResponse())
+    assert middleware.process_exception(request, exception) is None
+    [record] = [r for r in caplog.records if r.name == "auth401"]
+    assert (record.levelno, record.exc_info, record.request_id) == (logging.INFO, None, "req-7")
+    name = type(exception).__name__
+    assert record.getMessage() == (
+        f"auth401: client error {name} on GET /admin/x/??forged ({str(exception)!r}) "
+        "request_id=req-7"
+    )

@@ -138,6 +138,62 @@ def test_render_is_a_rendered_drf_response_in_each_format(
     )
 
 
+def test_render_never_fails_on_text_utf8_cannot_encode():
+    """A view's own message with a lone surrogate: a "?" in the body, never a 500 after the
+    failure was recorded as answered."""
+    request = APIRequestFactory().get("/api/x/")
+    failure = Auth401Error("permission_denied", detail="no \ud800 here")
+    response = responses.render(request, failure)
+    assert json.loads(response.content)["detail"] == "no ? here"
+
+
+def _signed(user: Any, token_type: Any) -> str:
+    import time
+
+    import jwt
+    from django.conf import settings as django_settings
+
+    now = int(time.time())
+    payload = {"token_type": token_type, "exp": now + 300, "iat": now, "jti": "j1"}
+    payload["user_id"] = str(user.pk)
+    return jwt.encode(payload, django_settings.SECRET_KEY, algorithm="HS256")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("token_type", "shown"),
+    [
+        ("\ud800", "?"),
+        ("a\x00b\r\nc", "a?b??c"),
+        ("\u2028x", "?x"),
+        (10**300, "1" + "0" * 19),
+        ([1, {"a": None}], "[1, {'a': None}]"),
+        ("\u00e9t\u00e9", "\u00e9t\u00e9"),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("where", ["me", "refresh"])
+def test_any_token_type_claim_renders(api_client, user, token_type, shown, where):
+    """A token signed with the real key whose token_type is a lone surrogate, controls, a huge
+    number or a list: 401 token_wrong_type with printable text in the body and a
+    quoted-string-safe challenge; the row says what the client got."""
+    token = _signed(user, token_type)
+    if where == "me":
+        response = api_client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+        expected = "access"
+    else:
+        response = api_client.post("/api/token/refresh/", {"refresh": token}, format="json")
+        expected = "refresh"
+    assert response.status_code == 401, response.content
+    body = json.loads(response.content.decode("utf-8"))  # strict UTF-8
+    assert body["code"] == "token_wrong_type"
+    assert body["detail"] == f"Wrong token type: got '{shown}', expected '{expected}'."
+    challenge = response["WWW-Authenticate"]
+    assert f'error_description="{responses.header_safe(body["detail"])}"' in challenge
+    assert all(0x20 <= ord(c) < 0x7F for c in challenge), challenge
+    assert list(AuthEvent.objects.values_list("code", "status_code")) == [("token_wrong_type", 401)]
+
+
 # -- OpenAPI: drf-standardized-errors' responses and auth401's, together -------------------------
 
 

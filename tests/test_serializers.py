@@ -3,6 +3,7 @@ top, over HTTP (``/api/token/refresh/``) and in Python."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -97,3 +98,86 @@ def test_absurd_exp_is_token_invalid_in_python_and_over_http(api_client, user, e
     with pytest.raises(TokenError):
         serializer.is_valid()
     assert_refused(refresh(api_client, raw), 401, "token_invalid")
+
+
+def signed(user: Any, token_type: str = "refresh", **claims: Any) -> str:
+    """A token signed with the real key; a claim given as ``None`` is left out."""
+    now = int(timezone.now().timestamp())
+    payload = {"token_type": token_type, "exp": now + 300, "iat": now, "jti": "j1"}
+    payload["user_id"] = str(user.pk)
+    payload.update(claims)
+    payload = {name: value for name, value in payload.items() if value is not None}
+    return jwt.encode(payload, django_settings.SECRET_KEY, algorithm="HS256")
+
+
+@pytest.mark.django_db
+def test_a_signed_refresh_token_without_jti_is_token_invalid(api_client, user):
+    """simplejwt's blacklist look-up reads the id before checking it is there (KeyError 'jti',
+    a 500): a token without one is token_invalid, and its row says what the client got."""
+    response = refresh(api_client, signed(user, jti=None))
+    body = assert_refused(response, 401, "token_invalid")
+    assert body["detail"] == "The token is not valid: a required claim is missing."
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert list(AuthEvent.objects.values_list("code", "status_code")) == [("token_invalid", 401)]
+
+
+@pytest.mark.django_db
+def test_a_forged_token_without_jti_is_told_as_forged(api_client, user):
+    raw = jwt.encode({"token_type": "refresh", "user_id": str(user.pk)}, "not-the-key" * 4)
+    response = refresh(api_client, raw)
+    body = assert_refused(response, 401, "token_invalid")
+    assert "signature" in body["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("jti", ["\ud800", "a\x00b", "x" * 256, ["a" * 300]], ids=repr)
+@pytest.mark.parametrize("rotate", [False, True])
+def test_a_token_id_no_table_holds_is_token_invalid(api_client, user, settings, jti, rotate):
+    """Read by simplejwt's blacklist (a lone surrogate cannot be encoded, PostgreSQL refuses a
+    NUL, the column takes 255 characters): token_invalid, never a 500."""
+    settings.SIMPLE_JWT = {
+        **settings.SIMPLE_JWT,
+        "ROTATE_REFRESH_TOKENS": rotate,
+        "BLACKLIST_AFTER_ROTATION": rotate,
+    }
+    assert_refused(refresh(api_client, signed(user, jti=jti)), 401, "token_invalid")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user_id", ["", [], {}, 0, False], ids=repr)
+def test_an_empty_user_id_is_token_invalid_with_rotation(api_client, user, settings, user_id):
+    """Upstream skips the user check for an empty id, then rotation's blacklisting looks it up
+    (``User.objects.get(id="")``: a 500); no user has it."""
+    settings.SIMPLE_JWT = {
+        **settings.SIMPLE_JWT,
+        "ROTATE_REFRESH_TOKENS": True,
+        "BLACKLIST_AFTER_ROTATION": True,
+    }
+    assert_refused(refresh(api_client, signed(user, user_id=user_id)), 401, "token_invalid")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("jti", ["\ud800", "a\x00b"], ids=repr)
+def test_verify_reads_the_token_id_before_the_blacklist(api_client, user, settings, jti):
+    """``TokenVerifySerializer``: with ``BLACKLIST_AFTER_ROTATION`` upstream looks the id up."""
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "BLACKLIST_AFTER_ROTATION": True}
+    response = api_client.post(
+        "/api/token/verify/", {"token": signed(user, "access", jti=jti)}, format="json"
+    )
+    assert_refused(response, 401, "token_invalid")
+    good = api_client.post("/api/token/verify/", {"token": signed(user, "access")}, format="json")
+    assert (good.status_code, good.json()) == (200, {})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("iss", [1, None, ["a"], {"a": 1}, True], ids=repr)
+def test_a_refresh_token_with_a_non_string_issuer_is_token_invalid(api_client, user, iss):
+    """The access token copies ``iss``, and PyJWT refuses to sign a non-string one (a 500)."""
+    raw = signed(user)
+    payload = jwt.decode(raw, options={"verify_signature": False})
+    payload["iss"] = iss
+    token = jwt.api_jws.encode(
+        json.dumps(payload).encode(), django_settings.SECRET_KEY, algorithm="HS256"
+    )
+    body = assert_refused(refresh(api_client, token), 401, "token_invalid")
+    assert body["detail"] == "The token is not valid: it is from another issuer."

@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenVerifyView
 
 from auth401 import authentication
 
@@ -32,6 +33,7 @@ class Public(APIView):
 urlpatterns = [
     path("", include("example_project.urls")),
     path("api/public/", Public.as_view()),
+    path("api/token/verify/", TokenVerifyView.as_view()),
     path(
         "api/order/session-first/",
         ordered(

@@ -7,17 +7,27 @@ runs a ``SELECT DISTINCT`` over the table, so each stays an index range at a mil
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import DatabaseError, models, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth401.codes import CATALOGUE
+from auth401.events import clean
 from auth401.lockout import normalise_username
+from auth401.request_id import get_request_id
+
+logger = logging.getLogger("auth401")
 
 #: Event codes that are not answers of the catalogue: account changes (``auth401.accounts``
 #: and the lockout's lock) and audited successes (``AUDIT_SUCCESS``).
@@ -99,32 +109,106 @@ def storable(value: str) -> bool:
 
 
 class CleanLookupsMixin:
-    """The changelist drops URL lookups no stored row can match before Django builds a query
-    from them (a NUL, which PostgreSQL refuses; an ``ip`` that is not an address, which its
-    ``inet`` column refuses): a redirect to the same list without them, never a 500."""
+    """A changelist never answers a 500 for what its URL or its action form holds.
+
+    - URL lookups no stored row can match are dropped before Django builds a query from them
+      (a NUL, which PostgreSQL refuses; a value of an IP address field that is not an
+      address, which its ``inet`` column refuses; a regular expression that does not
+      compile): a redirect to the same list without them.
+    - A lookup the database still refuses when the list runs (PostgreSQL's own regular
+      expression syntax, a ``__year`` no date holds) is answered as Django answers lookups it
+      cannot build (``IncorrectLookupParameters``): a redirect to the plain list, ``?e=1``.
+    - An action whose selection holds a value that is no primary key (``_selected_action=abc``)
+      changes nothing: a warning and a redirect back to the list, as Django answers an action
+      without a selection.
+
+    Each is logged at INFO, without a traceback: it is the client's input, not a fault.
+    """
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        model_admin: Any = self
         bad = [
             key
             for key, values in request.GET.lists()
-            if not all(_matchable(key, value) for value in values)
+            if not all(_matchable(model_admin.opts, key, value) for value in values)
         ]
         if bad:
             query = request.GET.copy()
             for key in bad:
                 del query[key]
+            _log_refused(request, "lookups dropped", bad)
             return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
-        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        if request.method == "POST" and "action" in request.POST:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            if not all(_is_pk(model_admin.opts, value) for value in selected):
+                _log_refused(request, "action selection refused", ["_selected_action"])
+                model_admin.message_user(
+                    request,
+                    _("The selection holds items that do not exist. No items have been changed."),
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        if request.method != "GET" or set(request.GET) <= {ERROR_FLAG}:
+            # The plain list (or Django's own ?e=1 page): nothing from the URL to refuse.
+            return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        try:
+            with transaction.atomic(using=router.db_for_read(model_admin.model)):
+                return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        except (DatabaseError, ValueError, OverflowError) as exc:
+            # Django redirects to ?e=1 for lookups it cannot build; these failed only when
+            # the database ran them.  A fault that does not depend on the URL fails again on
+            # the plain list (a 500 there, as without this).
+            _log_refused(request, f"lookups refused by the database ({type(exc).__name__})")
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
 
 
-def _matchable(key: str, value: str) -> bool:
+def _log_refused(request: HttpRequest, what: str, keys: Any = ()) -> None:
+    logger.info(
+        "auth401 admin: %s on %s %s %r request_id=%s",
+        what,
+        request.method,
+        clean(request.path, 200),
+        [key[:100] for key in keys],
+        get_request_id(request),
+    )
+
+
+def _is_pk(opts: Any, value: str) -> bool:
+    """Whether ``value`` can be a primary key of the model (so a query can look it up)."""
+    if not storable(value):
+        return False
+    try:
+        pk = opts.pk.to_python(value)
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return False
+    # No database stores an integer key past 64 bits (SQLite's driver raises OverflowError).
+    return not isinstance(pk, int) or -(2**63) <= pk < 2**63
+
+
+#: lookups whose value is a regular expression
+REGEX_LOOKUPS = ("__regex", "__iregex")
+
+
+def _matchable(opts: Any, key: str, value: str) -> bool:
     if not storable(key) or not storable(value):
         return False
-    if key == "ip" or key.startswith("ip__"):
+    if key.endswith(REGEX_LOOKUPS):
         try:
-            ipaddress.ip_address(value)
+            re.compile(value)
+        except (re.error, OverflowError, RecursionError):
+            return False
+    name, _sep, lookup = key.partition("__")
+    try:
+        field = opts.get_field(name)
+    except FieldDoesNotExist:
+        return True  # not a field (a filter's own parameter): Django's business
+    if isinstance(field, models.GenericIPAddressField) and lookup in ("", "exact", "in"):
+        addresses = value.split(",") if lookup == "in" else [value]
+        try:
+            for address in addresses:
+                ipaddress.ip_address(address)
         except ValueError:
-            return key.endswith("__isnull")
+            return False
     return True
 
 

@@ -31,6 +31,7 @@ from auth401.conf import app_settings
 from auth401.models import AccountStatus, Device
 
 from .actions import ACTIONS, USER_ACTIONS, can_change_accounts
+from .filters import CleanLookupsMixin
 from .status import account_action_url, admin_url
 
 #: The buttons a user's page offers in each state.
@@ -88,12 +89,14 @@ else:  # a mixin at run time: the user admin it is mixed into comes after it in 
     _UserAdminBase = object
 
 
-class AccountActionsMixin(_UserAdminBase):
+class AccountActionsMixin(CleanLookupsMixin, _UserAdminBase):
     """Adds "Lock / Unlock / Suspend / Reinstate selected accounts" and "Revoke trusted
     devices" to a user ModelAdmin, an "Account status" section to a user's page with the
     state, the reason and the buttons (each change asks for a reason, and for a lock an end,
     before calling ``auth401.accounts``), and the user's trusted devices (first and last seen,
-    address, user agent), each with a revoke box (``DEVICES_ENABLED``)."""
+    address, user agent), each with a revoke box (``DEVICES_ENABLED``).  Its list answers bad
+    URL lookups and action selections as auth401's own admins do (``CleanLookupsMixin``),
+    never with a 500."""
 
     def get_inlines(self, request: Any, obj: Any) -> Any:
         inlines = list(super().get_inlines(request, obj))
