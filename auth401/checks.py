@@ -103,6 +103,7 @@ VALUE_IDS: dict[str, str] = {
     "ALWAYS_LOCK_NETWORKS": "auth401.E033",
     "COUNTER_TIMEOUT": "auth401.E034",
     "ADMIN_USER_ACTIONS": "auth401.E035",
+    "LOCKOUT_FAIL_OPEN": "auth401.E036",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"
@@ -197,6 +198,17 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
         "Allow a few seconds of clock skew, e.g. SIMPLE_JWT['LEEWAY'] = timedelta(seconds=5), "
         "and keep the servers' clocks synchronised (NTP).",
     ),
+    "auth401.W011": (
+        Warning,
+        f"{SETTING_NAME}['LOCKOUT_FAIL_OPEN'] is True: while no counter store answers (Redis "
+        "and the database counter table both failing, or the database alone without Redis), "
+        "every password is checked and none is counted or locked, so an attacker who can "
+        "cause or wait for such an outage guesses without limit, and a name locked before "
+        "answers differently from an unknown one.",
+        "Leave it False (the default: password logins answer 503 lockout_unavailable until a "
+        "store answers; tokens and sessions keep working) unless availability of password "
+        "logins matters more to you than the guessing limit.",
+    ),
     "auth401.I001": (
         Info,
         f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
@@ -249,6 +261,8 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W007", found=" and ".join(proxy)))
     if _uses_simplejwt() and _leeway_is_zero():
         found.append(_message("auth401.W008"))
+    if merged["LOCKOUT_FAIL_OPEN"]:
+        found.append(_message("auth401.W011"))
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))

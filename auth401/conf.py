@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "ALWAYS_LOCK_NETWORKS": [],
     # Connect and read timeout of the Redis counter calls.
     "COUNTER_TIMEOUT": timedelta(milliseconds=250),
+    # True: when no counter store answers, password logins are checked uncounted (the
+    # lockout is off meanwhile); False: they are refused with lockout_unavailable (503).
+    "LOCKOUT_FAIL_OPEN": False,
     # The lock/suspend/unlock/reinstate actions and the account box on the project's own
     # registered user admin (False: leave the user admin alone; use AccountActionsMixin).
     "ADMIN_USER_ACTIONS": True,
@@ -186,6 +189,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "NEVER_LOCK_NETWORKS": (_networks, "a list of IP networks such as '10.0.0.0/8'"),
     "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
     "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
+    "LOCKOUT_FAIL_OPEN": (_boolean, "True or False"),
     "ADMIN_USER_ACTIONS": (_boolean, "True or False"),
 }
 assert RULES.keys() == DEFAULTS.keys()

@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import BaseUserManager
 from django.utils import timezone
 
-from . import accounts, counters, events, lockout, state
+from . import accounts, events, lockout, state
 from .accounts import cached_status, failure_for
 from .client_ip import client_ip
 from .counters import Lock
@@ -113,6 +113,12 @@ def decide(
         if answer.lock is not None:  # decided by this call: mirrored like any other
             mirror(request, [answer.lock], username=str(username), user=user, ip=ip)
         return verdict
+    if answer.unavailable:
+        verdict.step("lock check", "refused: no counter store answers")
+        verdict.failure = Auth401Error(
+            "lockout_unavailable", scheme=scheme, retry_after=lockout.UNAVAILABLE_RETRY_AFTER
+        )
+        return verdict
     if answer.busy:
         verdict.step("lock check", "busy: the in-flight bound is full")
         verdict.failure = Auth401Error(
@@ -161,15 +167,13 @@ def decide(
 
 
 def mirror(request: Any, locks: list[Lock], *, username: str, user: Any, ip: str | None) -> None:
-    """After the answer: write the new locks where the database store and the admin see
-    them, with an ``auto_lock`` event each (for a real account, its ``AccountStatus``)."""
+    """After the answer: an ``auto_lock`` event per new lock (for a real account, its
+    ``AccountStatus``).  The counter row of the lock is written by the counter store."""
     if not locks:
         return
 
     def write() -> None:
-        now = counters.now_ms()
         for lock in locks:
-            counters.database_store().mirror_lock(lock.key.name, now + lock.ms, lock.level)
             note = f"Locked automatically after {lock.failures} failed logins"
             if lock.key.kind == "username" and user is not None:
                 accounts.auto_lock(user, seconds=lock.ms / 1000, failures=lock.failures)

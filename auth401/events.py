@@ -59,6 +59,7 @@ IDENTITYLESS = frozenset(
         "token_invalid",
         "credentials_invalid",
         "login_busy",
+        "lockout_unavailable",
     }
 )
 

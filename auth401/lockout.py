@@ -16,9 +16,9 @@ Keys (``LOCKOUT_KEYS``): ``username`` -- one per account when the username names
 of the NFKC case-folded name); ``ip`` -- the client address (IPv6: its /64); ``username+ip``
 -- the pair.  Unknown usernames are counted and locked exactly like real ones.
 
-A lock decided in Redis is mirrored after the answer where the database store and the admin
-see it: the ``FailureCounter`` row (any key) and, for real accounts, ``AccountStatus``
-(``automatic=True``), so that it holds when Redis is down.
+A failure counted in Redis, and a lock it decides, is written through to the ``FailureCounter``
+row before the answer (``counters``), so that it holds when Redis is down or has lost it; for
+real accounts the lock is also shown on ``AccountStatus`` (``automatic=True``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError
+from django.db import Error as DatabaseLibraryError
 
 from .conf import app_settings
 from .counters import Begin, Key, Lock, database_store, get_store, now_ms
@@ -43,6 +44,10 @@ logger = logging.getLogger("auth401")
 BUSY_WAITS = (0.05, 0.1, 0.2, 0.3, 0.35)
 #: ``retry_after`` of ``login_busy`` (seconds)
 BUSY_RETRY_AFTER = 1
+#: ``retry_after`` of ``lockout_unavailable`` (seconds): about when Redis is tried again
+UNAVAILABLE_RETRY_AFTER = 5
+#: refusals that name no one (recorded alike for real and unknown names)
+NAMELESS_CODES = frozenset({"login_busy", "lockout_unavailable"})
 
 
 def _digest(text: str) -> str:
@@ -120,8 +125,10 @@ def new_attempt() -> str:
 
 def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
     """Ask for a place in flight, waiting up to about a second while the bound is full.
-    When no store answers (the database is down too), the attempt goes on uncounted rather
-    than failing with a 500 (logged)."""
+    When no store can count (Redis down and the database refusing, or the database store
+    alone failing) the attempt is refused (``Begin.unavailable``: ``lockout_unavailable``)
+    before anything tells a real name from an unknown one; with ``LOCKOUT_FAIL_OPEN`` it
+    goes on uncounted instead.  Logged either way."""
     try:
         store = get_store()
         answer = store.begin(keys, attempt, refusals)
@@ -130,9 +137,17 @@ def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
                 break
             time.sleep(pause)
             answer = store.begin(keys, attempt, refusals)
-    except DatabaseError:
-        logger.exception("auth401: the failure counters could not be read (begin)")
-        return Begin(True, store=None)
+    except DatabaseLibraryError:
+        if app_settings.LOCKOUT_FAIL_OPEN:
+            logger.exception(
+                "auth401: no counter store answers; the password is checked uncounted "
+                "(LOCKOUT_FAIL_OPEN)"
+            )
+            return Begin(True, store=None)
+        logger.exception(
+            "auth401: no counter store answers; the login is refused (lockout_unavailable)"
+        )
+        return Begin(False, unavailable=True)
     return answer
 
 
@@ -141,9 +156,6 @@ def failed(
 ) -> list[Lock]:
     """A wrong password: counted, with its event (``locked[kind]`` instead when the attempt
     locks a key of that kind), in one call; answers the new locks."""
-    counted = [k.name for k in keys]
-    event = {**event, "counted": counted}
-    locked = {kind: {**e, "counted": counted} for kind, e in locked.items()}
     try:
         return get_store().fail(keys, attempt, event, locked, admitted_by=answer.store)
     except DatabaseError:

@@ -79,8 +79,9 @@ class AccountStatus(models.Model):
 class FailureCounter(models.Model):
     """Failed-login counters, checks in flight and automatic locks, one row per counter key
     (account, unknown name, client address, pair); with Redis counters, the mirror of their
-    automatic locks (what holds while Redis is down) and of drained failure counts.  Times are
-    epoch milliseconds so that one portable upsert statement can compare them everywhere.
+    failures and automatic locks (written through before each answer: what holds while Redis is
+    down or after it lost them).  Times are epoch milliseconds so that one portable upsert
+    statement can compare them everywhere.
     """
 
     counter_key = models.CharField(max_length=80, unique=True)

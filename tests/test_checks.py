@@ -75,6 +75,7 @@ WRONG_VALUES = {
     "ALWAYS_LOCK_NETWORKS": ["not-a-network"],
     "COUNTER_TIMEOUT": "fast",
     "ADMIN_USER_ACTIONS": "off",
+    "LOCKOUT_FAIL_OPEN": "sometimes",
 }
 
 
@@ -252,6 +253,17 @@ def test_jwt_leeway_of_zero(settings, value):
     if value is None:
         del settings.SIMPLE_JWT["LEEWAY"]
     assert check_deployment() == [_deployment("auth401.W008")]
+
+
+def test_failing_open_states_its_risk(leeway, auth401_settings):
+    auth401_settings(LOCKOUT_FAIL_OPEN=True)
+    [warning] = check_deployment()
+    assert warning == _deployment("auth401.W011")
+    assert isinstance(warning, Warning)
+    assert "guesses without limit" in warning.msg
+    assert "lockout_unavailable" in warning.hint
+    auth401_settings(LOCKOUT_FAIL_OPEN=False)
+    assert check_deployment() == []
 
 
 @pytest.mark.parametrize("value", [3, 1.5, timedelta(seconds=5)])

@@ -35,6 +35,7 @@ def test_defaults_are_the_contract():
         "ALWAYS_LOCK_NETWORKS": [],
         "COUNTER_TIMEOUT": timedelta(milliseconds=250),
         "ADMIN_USER_ACTIONS": True,
+        "LOCKOUT_FAIL_OPEN": False,
     }
     assert {**contract, **beyond} == DEFAULTS
 

@@ -160,3 +160,57 @@ def test_no_keys_admits_and_still_records(store, auth401_settings):
     assert list(AuthEvent.objects.values_list("code", "username")) == [
         ("credentials_invalid", "nobody")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_keeps_the_larger_count_the_longer_lock_and_is_idempotent(redis_store, user):
+    """After an outage each key's count in Redis is the larger of the two stores' (never the
+    smaller one Redis happened to keep), and a lock decided by either holds."""
+    from auth401.models import FailureCounter
+
+    database = counters.get_store().fallback
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    name = keys[1].name
+    for _ in range(2):  # two failures counted in Redis (and written through)
+        attempt = lockout.new_attempt()
+        answer = counters.get_store().begin(keys, attempt, {})
+        counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    assert (redis_store.peek(name).failures, database.peek(name).failures) == (2, 2)
+    # two more counted in the database alone (Redis stalled), then merged back, twice
+    FailureCounter.objects.filter(counter_key=name).update(failures=4)
+    redis_store.merge(database.rows([name]))
+    redis_store.merge(database.rows([name]))
+    assert redis_store.peek(name).failures == 4
+    # a smaller count in the database never lowers Redis's
+    FailureCounter.objects.filter(counter_key=name).update(failures=1)
+    redis_store.merge(database.rows([name]))
+    assert redis_store.peek(name).failures == 4
+    # a lock decided in the database holds in Redis, and starts a new count there
+    until = counters.now_ms() + 60_000
+    FailureCounter.objects.filter(counter_key=name).update(
+        failures=0, locked_until=until, lock_level=2
+    )
+    redis_store.merge(database.rows([name]))
+    peeked = redis_store.peek(name)
+    assert (peeked.failures, peeked.level, 59_000 < peeked.locked_ms <= 60_000) == (0, 2, True)
+
+
+@pytest.mark.django_db
+def test_failures_and_locks_decided_in_redis_are_written_through(
+    redis_store, user, auth401_settings
+):
+    auth401_settings(FAILURE_LIMIT=2)
+    redis_store = counters.redis_store()  # the store of these settings
+    database = counters.get_store().fallback
+    keys = [k for k in lockout.keys_for("alice", user, "127.0.0.1") if k.kind == "username"]
+    name = keys[0].name
+    attempt = lockout.new_attempt()
+    answer = counters.get_store().begin(keys, attempt, {})
+    assert answer.store is redis_store
+    counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    assert database.peek(name).failures == 1  # before the answer, not by the drain
+    attempt = lockout.new_attempt()
+    answer = counters.get_store().begin(keys, attempt, {})
+    [lock] = counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    peeked = database.peek(name)
+    assert (peeked.failures, peeked.level, peeked.locked_ms > 0) == (0, 1, True)

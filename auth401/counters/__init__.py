@@ -68,10 +68,12 @@ class Begin:
     #: the lock this call decided (a key whose confirmed failures already reached its limit
     #: without a lock): mirrored like a lock ``fail`` decides
     lock: Lock | None = None
+    #: no store could count: refused (``lockout_unavailable``) unless ``LOCKOUT_FAIL_OPEN``
+    unavailable: bool = False
 
     @property
     def busy(self) -> bool:
-        return not self.admitted and self.locked is None
+        return not self.admitted and self.locked is None and not self.unavailable
 
 
 @dataclass(frozen=True)
@@ -168,30 +170,83 @@ circuit = Circuit()
 
 class FallbackCounters:
     """Redis first; the database while Redis fails.  A call whose Redis answer came too late
-    was a no-op in Redis (its deadline passed), so the database's count is the only one."""
+    was a no-op in Redis (its deadline passed), so the database's count is the only one.
+
+    Counts only grow through faults:
+
+    - every failure Redis counts, and every lock it decides, is written through to the
+      database before the answer (``DatabaseCounters.settle``), so the database knows at
+      least what Redis knew when Redis loses it (a restart without persistence);
+    - when Redis answers again, each key's count in Redis becomes the larger of the two
+      stores' counts, the longer lock and the higher lock level win (``RedisCounters.merge``,
+      idempotent, so processes may merge the same rows at once);
+    - an attempt is settled in the store that admitted it; one the database admitted that
+      fails after Redis is back is merged into Redis at once;
+    - the database, admitting while Redis is down, also counts this process's attempts that
+      Redis admitted and whose outcome is not known yet (their places in flight were in
+      Redis), so the bound holds across the fault for every thread of the process.
+    """
 
     def __init__(self, primary: Any, fallback: Any) -> None:
         self.primary = primary
         self.fallback = fallback
+        #: key name -> this process's attempts in flight that Redis admitted
+        self._flying: dict[str, int] = {}
+        self._flying_lock = threading.Lock()
+
+    def _hold(self, keys: list[Key], delta: int) -> None:
+        with self._flying_lock:
+            for key in keys:
+                if key.lockable:
+                    left = self._flying.get(key.name, 0) + delta
+                    if left > 0:
+                        self._flying[key.name] = left
+                    else:
+                        self._flying.pop(key.name, None)
+
+    def _reserved(self, keys: list[Key]) -> dict[str, int]:
+        with self._flying_lock:
+            return {k.name: self._flying[k.name] for k in keys if k.name in self._flying}
 
     def _reseed(self) -> None:
-        """Copy the database's locks and counts to Redis after an outage (a restarted Redis
-        has lost its own; the database's were decided meanwhile)."""
-        circuit.reseed_due = False
-        self.primary.reseed(self.fallback.live_rows())
+        """Merge the database's locks and counts into Redis after an outage (a restarted
+        Redis has lost its own; the database's were decided meanwhile)."""
+        circuit.reseed_due = False  # set again if this fails (the circuit trips)
+        self.primary.merge(self.fallback.live_rows())
 
-    def _call(self, name: str, *args: Any) -> Any:
-        if circuit.closed():
+    def _redis(self) -> bool:
+        """Whether Redis is to be tried (merging first when it has just come back)."""
+        if not circuit.closed():
+            return False
+        if circuit.reseed_due:
             try:
-                if circuit.reseed_due:
-                    self._reseed()
-                return getattr(self.primary, name)(*args)
+                self._reseed()
             except Exception as exc:  # redis-py raises many types; none may reach the user
                 circuit.trip(exc)
-        return getattr(self.fallback, name)(*args)
+                return False
+        return True
+
+    def _settle(self, keys: list[Key], locks: list[Lock]) -> None:
+        """Write Redis's outcome through to the database (logged when it cannot: Redis
+        counted it)."""
+        try:
+            self.fallback.settle(keys, locks)
+        except Exception:
+            logger.exception("auth401: a failure counted in Redis could not be written through")
 
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        return self._call("begin", keys, attempt, refusals)
+        if self._redis():
+            try:
+                answer = self.primary.begin(keys, attempt, refusals)
+            except Exception as exc:
+                circuit.trip(exc)
+            else:
+                if answer.admitted:
+                    self._hold(keys, 1)
+                elif answer.lock is not None:
+                    self._settle([], [answer.lock])
+                return answer
+        return self.fallback.begin(keys, attempt, refusals, reserved=self._reserved(keys))
 
     def fail(
         self,
@@ -205,26 +260,46 @@ class FallbackCounters:
         """``admitted_by``: the store whose ``begin`` admitted the attempt (``Begin.store``);
         an attempt the database admitted is settled there."""
         if admitted_by is self.fallback:
-            return self.fallback.fail(keys, attempt, event, locked)
-        if circuit.closed():
+            locks = self.fallback.fail(keys, attempt, event, locked)
+            if circuit.closed() and not circuit.reseed_due:
+                # Redis came back while this attempt was checked: it learns the count now.
+                try:
+                    self.primary.merge(self.fallback.rows([k.name for k in keys]))
+                except Exception as exc:
+                    circuit.trip(exc)
+            return locks
+        if admitted_by is self.primary:
+            self._hold(keys, -1)
+        if self._redis():
             try:
-                if circuit.reseed_due:
-                    self._reseed()
-                return self.primary.fail(keys, attempt, event, locked)
+                locks = self.primary.fail(keys, attempt, event, locked)
             except Exception as exc:
                 circuit.trip(exc)
+            else:
+                self._settle(keys, locks)
+                return locks
         # Admitted by Redis, counted here: no place in flight to give back in this table.
         return self.fallback.fail(keys, attempt, event, locked, held=False)
 
     def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
         if admitted_by is self.fallback:
             return self.fallback.release(keys, attempt)
+        if admitted_by is self.primary:
+            self._hold(keys, -1)
         if circuit.closed():
             try:
                 return self.primary.release(keys, attempt)
             except Exception as exc:
                 circuit.trip(exc)  # the slot expires by itself
         return None
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self._redis():
+            try:
+                return getattr(self.primary, name)(*args)
+            except Exception as exc:
+                circuit.trip(exc)
+        return getattr(self.fallback, name)(*args)
 
     def append(self, events: list[dict]) -> None:
         return self._call("append", events)

@@ -158,8 +158,18 @@ class DatabaseCounters:
         )
         return ", ".join(q(n) for n in names)
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        return _without_events_if_refused(self._begin, keys, attempt, refusals)
+    def begin(
+        self,
+        keys: list[Key],
+        attempt: str,
+        refusals: dict[str, dict],
+        *,
+        reserved: dict[str, int] | None = None,
+    ) -> Begin:
+        """``reserved``: places in flight per key that this table does not hold (attempts
+        Redis admitted before it failed, outcome not known yet): admitted only when
+        *failures + in flight + reserved* stay below the limit."""
+        return _without_events_if_refused(self._begin, keys, attempt, refusals, reserved or {})
 
     def fail(
         self,
@@ -175,7 +185,9 @@ class DatabaseCounters:
         admitted it and failed since)."""
         return _without_events_if_refused(self._fail, keys, attempt, event, locked, held)
 
-    def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+    def _begin(
+        self, keys: list[Key], attempt: str, refusals: dict[str, dict], reserved: dict[str, int]
+    ) -> Begin:
         """One upsert over the keys, in key order: each row is reset when its window or
         in-flight period is over, and gets the attempt in flight when it is not locked and
         *failures + in flight* stays below its limit (``last_attempt`` then names it).  An
@@ -203,7 +215,7 @@ class DatabaseCounters:
             )
             admit_params: list[Any] = [now, now, now]
             for key in ordered:
-                admit_params += [key.name, key.limit]
+                admit_params += [key.name, key.limit - reserved.get(key.name, 0)]
             values = ", ".join(["(%s, 0, 0, 0, 0, %s, %s, %s)"] * len(ordered))
             params: list[Any] = []
             for key in ordered:
@@ -362,21 +374,57 @@ class DatabaseCounters:
             t, q = self._names(conn)
             cursor.execute(f"DELETE FROM {t} WHERE {q('counter_key')} = %s", [key])
 
-    def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
-        """Write a lock decided in Redis where the database store (and the dashboard) see
-        it: never shortens a longer lock already there."""
+    def settle(self, keys: list[Key], locks: list[Lock]) -> None:
+        """Write through what Redis has just decided, in one transaction: one failure more on
+        each of ``keys`` (a new window when the last one is over), and ``locks`` (never
+        shortening a longer lock already here; the lock starts a new count).  The database
+        then knows at least what Redis knows, should Redis lose it."""
+        if not keys and not locks:
+            return
+        now = now_ms()
+        window = policy()[0]
         with _transaction() as (conn, cursor):
             t, q = self._names(conn)
-            cursor.execute(
-                f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, 0, 0, %s, %s, 0, 0, '') "
-                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
-                f"{q('failures')} = 0, {q('window_ends')} = 0, "
-                f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
-                f"THEN {t}.{q('locked_until')} ELSE %s END, "
-                f"{q('lock_level')} = CASE WHEN {t}.{q('lock_level')} > %s "
-                f"THEN {t}.{q('lock_level')} ELSE %s END",
-                [key, until_ms, level, until_ms, until_ms, level, level],
-            )
+
+            def col(name: str) -> str:
+                return f"{t}.{q(name)}"
+
+            ordered = sorted({k.name for k in keys})
+            if ordered:
+                values = ", ".join(["(%s, 1, %s, 0, 0, 0, 0, '')"] * len(ordered))
+                params: list[Any] = []
+                for name in ordered:
+                    params += [name, now + window]
+                cursor.execute(
+                    f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
+                    f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+                    f"{q('failures')} = CASE WHEN {col('window_ends')} <= %s THEN 1 "
+                    f"ELSE {col('failures')} + 1 END, "
+                    f"{q('window_ends')} = CASE WHEN {col('window_ends')} <= %s "
+                    f"THEN excluded.{q('window_ends')} ELSE {col('window_ends')} END",
+                    [*params, now, now],
+                )
+            for lock in sorted(locks, key=lambda lock: lock.key.name):
+                self._mirror(conn, cursor, lock.key.name, now + lock.ms, lock.level)
+
+    def _mirror(self, conn: Any, cursor: Any, key: str, until_ms: int, level: int) -> None:
+        """A lock decided in Redis, where this store (and the dashboard) see it: never
+        shortens a longer lock already there."""
+        t, q = self._names(conn)
+        cursor.execute(
+            f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, 0, 0, %s, %s, 0, 0, '') "
+            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+            f"{q('failures')} = 0, {q('window_ends')} = 0, "
+            f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
+            f"THEN {t}.{q('locked_until')} ELSE %s END, "
+            f"{q('lock_level')} = CASE WHEN {t}.{q('lock_level')} > %s "
+            f"THEN {t}.{q('lock_level')} ELSE %s END",
+            [key, until_ms, level, until_ms, until_ms, level, level],
+        )
+
+    def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
+        with _transaction() as (conn, cursor):
+            self._mirror(conn, cursor, key, until_ms, level)
 
     def add_failures(self, counts: dict[str, int]) -> None:
         """Failures counted in Redis, added to the database's counters by the drain, so that
@@ -415,6 +463,10 @@ class DatabaseCounters:
                 | Q(window_ends__gt=now, failures__gt=0)
             )
         )
+
+    def rows(self, names: list[str]) -> list[FailureCounter]:
+        """The rows of these counter keys (to merge them into Redis)."""
+        return list(FailureCounter.objects.filter(counter_key__in=names))
 
     def locked(self, prefix: str) -> list[FailureCounter]:
         """Counter rows under a lock now whose key starts with ``prefix``."""

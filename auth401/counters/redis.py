@@ -162,22 +162,27 @@ return {now, 1}
 )
 
 # KEYS: per row (n, lock, level); epoch.  ARGV: check, epoch value, then per row (failures,
-# their ttl, lock ttl, level, level ttl).  Writes only where Redis has nothing (NX); with
-# ``check`` does nothing when the epoch is already set (another process copied first); sets
-# the epoch when given one (the last batch).
-_SEED = """
+# their ttl, lock ttl, level, level ttl).  Merges the database's rows into Redis so that each
+# count is the larger of the two, the longer lock and the higher level win (a lock copied in
+# starts a new count, as it does where it was decided); idempotent.  With ``check`` does
+# nothing when the epoch is already set (another process copied first); sets the epoch when
+# given one (the last batch).
+_MERGE = """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 0 end
 for i = 0, (#KEYS - 1) / 3 - 1 do
-  local k = i * 3
+  local n, lock, level = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local a = 3 + i * 5
-  if tonumber(ARGV[a]) > 0 and tonumber(ARGV[a + 1]) > 0 then
-    redis.call('SET', KEYS[k + 1], ARGV[a], 'PX', ARGV[a + 1], 'NX')
+  local failures, failures_ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local lock_ttl, lock_level, level_ttl = tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
+  if lock_ttl > 0 and lock_ttl > redis.call('PTTL', lock) then
+    redis.call('SET', lock, lock_level, 'PX', lock_ttl)
+    redis.call('DEL', n)
   end
-  if tonumber(ARGV[a + 2]) > 0 then
-    redis.call('SET', KEYS[k + 2], ARGV[a + 3], 'PX', ARGV[a + 2], 'NX')
+  if failures > 0 and failures_ttl > 0 and failures > tonumber(redis.call('GET', n) or '0') then
+    redis.call('SET', n, failures, 'PX', failures_ttl)
   end
-  if tonumber(ARGV[a + 4]) > 0 then
-    redis.call('SET', KEYS[k + 3], ARGV[a + 3], 'PX', ARGV[a + 4], 'NX')
+  if level_ttl > 0 and tonumber(lock_level) >= tonumber(redis.call('GET', level) or '0') then
+    redis.call('SET', level, lock_level, 'PX', math.max(level_ttl, redis.call('PTTL', level)))
   end
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[#KEYS], ARGV[2]) end
@@ -264,7 +269,7 @@ class RedisCounters:
                 ("release", _RELEASE),
                 ("append", _APPEND),
                 ("read", _READ),
-                ("seed", _SEED),
+                ("merge", _MERGE),
             )
         }
         self.offset_ms = 0  # Redis clock minus ours, learnt from each answer
@@ -383,15 +388,15 @@ class RedisCounters:
     def clear(self, key: str) -> None:
         self.client.delete(*self.names(key))
 
-    def reseed(self, rows: list[Any]) -> None:
-        """After an outage: write the database's locks and counts where Redis has none
-        (``NX``): a lock decided before it (mirrored) or during it holds in Redis too."""
+    def merge(self, rows: list[Any]) -> None:
+        """Merge database rows (``FailureCounter``) into Redis: after an outage, and for an
+        attempt the database admitted that failed after Redis came back."""
         self.restore(rows, check=False)
 
     def restore(self, rows: list[Any] | None = None, *, check: bool = True) -> None:
-        """Copy the database's live locks, remembered lock levels and counts (``rows``, else
-        ``seed()``) into Redis where it has none, then set the epoch.  With ``check``, a
-        process that finds the epoch already set (another copied first) stops there."""
+        """Merge the database's live locks, remembered lock levels and counts (``rows``, else
+        ``seed()``) into Redis, then set the epoch.  With ``check``, a process that finds the
+        epoch already set (another copied first) stops there."""
         if rows is None:
             rows = list(self.seed()) if self.seed is not None else []
         now = now_ms()
@@ -409,8 +414,8 @@ class RedisCounters:
             keys = [k for names, _ in batch for k in names]
             args = [v for _, values in batch for v in values]
             first, last = index == 0, index == len(batches or [[]]) - 1
-            head = ["1" if check and first else "0", str(now) if last else ""]
-            copied = self._scripts["seed"](
+            head = ["1" if check and first else "0", str(now) if last and check else ""]
+            copied = self._scripts["merge"](
                 keys=[*keys, self.epoch], args=[*head, *args], client=self.client
             )
             if not int(copied):
