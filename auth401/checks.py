@@ -64,8 +64,9 @@ WIRING: dict[str, tuple[str, str]] = {
         f"{SETTING_NAME}['COUNTER_STORE'] is 'cache' but the counter cache is not Redis (a "
         "per-process or non-atomic cache): failure counts would not be shared between "
         "processes, so auth401 keeps them in the database instead.",
-        "Point COUNTER_CACHE at a django.core.cache.backends.redis.RedisCache, or set "
-        "COUNTER_STORE to 'database' (or 'auto').",
+        "Point COUNTER_CACHE at a Redis cache (Django's "
+        "django.core.cache.backends.redis.RedisCache or django-redis's "
+        "django_redis.cache.RedisCache), or set COUNTER_STORE to 'database' (or 'auto').",
     ),
 }
 
@@ -209,6 +210,13 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
         "store answers; tokens and sessions keep working) unless availability of password "
         "logins matters more to you than the guessing limit.",
     ),
+    "auth401.W012": (
+        Warning,
+        "The lockout counts in the database: {why}, although the cache {other!r} is Redis.",
+        f"To count in Redis, set {SETTING_NAME}['COUNTER_CACHE'] = {{other!r}} (a dedicated, "
+        "persistent, non-evicting Redis is best); to keep the database, set "
+        "COUNTER_STORE = 'database'.",
+    ),
     "auth401.I001": (
         Info,
         f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
@@ -223,7 +231,7 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
 
 def _message(check_id: str, **params: str) -> CheckMessage:
     level, message, hint = DEPLOYMENT[check_id]
-    return level(message.format(**params), hint=hint, id=check_id)
+    return level(message.format(**params), hint=hint.format(**params), id=check_id)
 
 
 def _uses_simplejwt() -> bool:
@@ -263,6 +271,7 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W008"))
     if merged["LOCKOUT_FAIL_OPEN"]:
         found.append(_message("auth401.W011"))
+    found += _counter_store_choice()
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))
@@ -278,6 +287,49 @@ def check_disclosure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     if settings.DEBUG and {**DEFAULTS, **(raw or {})}["DISCLOSE_ACCOUNT_STATE"]:
         return [_message("auth401.I001")]
     return []
+
+
+def _counter_store_choice() -> list[CheckMessage]:
+    """``auth401.W012``: "auto" keeps the counters in the database although another cache
+    alias is Redis (the silent fallback a project does not expect)."""
+    from django.core.cache import caches
+
+    from .conf import app_settings
+    from .counters import choice, is_redis
+
+    chosen = choice()
+    if chosen.store != "database" or app_settings.COUNTER_STORE != "auto":
+        return []
+    for alias in getattr(settings, "CACHES", {}):
+        if alias != chosen.alias and is_redis(caches[alias]):
+            return [_message("auth401.W012", why=chosen.why, other=alias)]
+    return []
+
+
+#: the store the lockout counts in, and why (``check --deploy``)
+COUNTER_STORE_INFO = "auth401.I002"
+
+
+@register(Tags.security, deploy=True)
+def check_counter_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``auth401.I002``, under ``manage.py check --deploy`` only: the counters are in Redis,
+    through which cache and client library."""
+    if validate(getattr(settings, SETTING_NAME, None)):
+        return []
+    from .counters import choice
+
+    chosen = choice()
+    if chosen.store != "redis":
+        return []
+    return [
+        Info(
+            f"The lockout counts in Redis: {chosen.why}; each step is one atomic script.",
+            hint="Give the counters a dedicated, persistent (appendonly yes), non-evicting "
+            "(maxmemory-policy noeviction) Redis through a cache alias of their own and "
+            f"{SETTING_NAME}['COUNTER_CACHE'].",
+            id=COUNTER_STORE_INFO,
+        )
+    ]
 
 
 def _counter_database_vendor() -> str | None:

@@ -321,11 +321,53 @@ class FallbackCounters:
         return self.fallback.prune()
 
 
-def is_redis(cache: Any) -> bool:
-    """Whether a Django cache is Django's own Redis cache (``django.core.cache.backends.redis``)."""
+def redis_client_library(cache: Any) -> str | None:
+    """Which Redis cache backend a Django cache is: ``"django"`` (Django's own
+    ``django.core.cache.backends.redis.RedisCache``), ``"django-redis"``
+    (``django_redis.cache.RedisCache``), or None (not Redis: counts could not be shared
+    atomically through it)."""
     from django.core.cache.backends.redis import RedisCache
 
-    return isinstance(cache, RedisCache)
+    if isinstance(cache, RedisCache):
+        return "django"
+    try:
+        from django_redis.cache import RedisCache as DjangoRedisCache
+    except ImportError:
+        return None
+    return "django-redis" if isinstance(cache, DjangoRedisCache) else None
+
+
+def is_redis(cache: Any) -> bool:
+    """Whether the counters can live in this Django cache's Redis (Django's own Redis cache,
+    or django-redis)."""
+    return redis_client_library(cache) is not None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which store ``COUNTER_STORE`` picks, and why (for the system checks)."""
+
+    store: str  # "redis" or "database"
+    alias: str
+    backend: str  # the counter cache's backend class, dotted
+    why: str
+
+
+def choice() -> Choice:
+    from django.core.cache import caches
+
+    alias = app_settings.COUNTER_CACHE
+    setting = app_settings.COUNTER_STORE
+    cache = caches[alias]
+    backend = f"{type(cache).__module__}.{type(cache).__qualname__}"
+    if setting == "database":
+        return Choice("database", alias, backend, "COUNTER_STORE is 'database'")
+    library = redis_client_library(cache)
+    if library is None:
+        why = f"COUNTER_STORE is {setting!r} and the cache {alias!r} ({backend}) is not Redis"
+        return Choice("database", alias, backend, why)
+    why = f"COUNTER_STORE is {setting!r} and the cache {alias!r} is Redis ({library})"
+    return Choice("redis", alias, backend, why)
 
 
 _store: Any = None
@@ -350,14 +392,12 @@ def _build() -> Any:
     from .database import DatabaseCounters
 
     database = DatabaseCounters()
-    if app_settings.COUNTER_STORE == "database":
-        return database
-    cache = caches[app_settings.COUNTER_CACHE]
-    if is_redis(cache):
-        from .redis import RedisCounters
+    if choice().store == "database":
+        return database  # "cache" with a per-process cache is refused by check auth401.W006
+    from .redis import RedisCounters
 
-        return FallbackCounters(RedisCounters(cache, seed=database.live_rows), database)
-    return database  # "cache" with a per-process cache is refused by check auth401.W006
+    cache = caches[app_settings.COUNTER_CACHE]
+    return FallbackCounters(RedisCounters(cache, seed=database.live_rows), database)
 
 
 def database_store() -> Any:

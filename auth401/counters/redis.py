@@ -239,13 +239,37 @@ def _location(alias: str) -> tuple[str, dict[str, Any]]:
     return str(location).split(",")[0].strip(), options
 
 
+def _client(cache: Any, alias: str, timeout: float) -> Any:
+    """This store's own client to the cache's Redis, whose connect and read timeouts are
+    ``COUNTER_TIMEOUT``: from Django's Redis cache's ``LOCATION`` and ``OPTIONS``; for
+    django-redis, from the connection settings of its client (``get_redis_connection``:
+    credentials, TLS, db, whatever its ``OPTIONS`` say).  A django-redis client on a pool of
+    another kind (Sentinel) is used as it is, with its own timeouts."""
+    import redis
+
+    from . import redis_client_library
+
+    own = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False}
+    if redis_client_library(cache) == "django-redis":
+        from django_redis import get_redis_connection
+
+        theirs = get_redis_connection(alias)
+        pool = theirs.connection_pool
+        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+            return theirs
+        kwargs = {**pool.connection_kwargs, **own}
+        return redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
+    url, options = _location(alias)
+    return redis.Redis.from_url(url, **options, **own)
+
+
 class RedisCounters:
     """Counters in the Redis of the Django cache ``COUNTER_CACHE`` (its key prefix too), on
     this store's own client whose connect and read timeouts are ``COUNTER_TIMEOUT``."""
 
     def __init__(self, cache: Any, alias: str | None = None, seed: Any = None) -> None:
-        import redis
-
         self.cache = cache
         #: the database's live counter rows (``DatabaseCounters.live_rows``), copied in when
         #: this Redis turns out to have lost them
@@ -253,14 +277,7 @@ class RedisCounters:
         alias = alias or app_settings.COUNTER_CACHE
         timeout = app_settings.COUNTER_TIMEOUT.total_seconds()
         self.timeout_ms = int(timeout * 1000)
-        url, options = _location(alias)
-        self.client = redis.Redis.from_url(
-            url,
-            **options,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-        )
+        self.client = _client(cache, alias, timeout)
         self._scripts = {
             name: self.client.register_script(source)
             for name, source in (
@@ -282,7 +299,7 @@ class RedisCounters:
         self.epoch = self._key("auth401:epoch")
 
     def _key(self, name: str) -> str:
-        return self.cache.make_and_validate_key(name)
+        return str(self.cache.make_and_validate_key(name))
 
     def names(self, key: str) -> tuple[str, str, str, str]:
         base = self._key(f"auth401:{key}")
