@@ -176,9 +176,10 @@ JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
 DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]] = {
     "auth401.E002": (
         Error,
-        "The lockout's failure counters are in the database, and {vendor} has no "
-        "INSERT ... ON CONFLICT ... RETURNING: every count would fail (logged), and logins "
-        "would go uncounted.",
+        "The lockout's failure counters are in the database (alone, or written through "
+        "from Redis), and {vendor} has no INSERT ... ON CONFLICT ... RETURNING: every count "
+        "there would fail (logged), and without Redis logins would be refused "
+        "(lockout_unavailable).",
         "Use PostgreSQL or SQLite, or keep the counters in Redis: a RedisCache in CACHES and "
         f"{SETTING_NAME}['COUNTER_STORE'] = 'auto' (or 'cache').",
     ),
@@ -333,13 +334,10 @@ def check_counter_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 
 
 def _counter_database_vendor() -> str | None:
-    """The database vendor when the counters live in the database, else None."""
+    """The database vendor: the counters always live there (with Redis, written through)."""
     from django.db import connection
 
-    from .counters import get_store
-    from .counters.database import DatabaseCounters
-
-    return connection.vendor if isinstance(get_store(), DatabaseCounters) else None
+    return connection.vendor
 
 
 #: the counters' Redis evicts keys
@@ -354,13 +352,11 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     if validate(getattr(settings, SETTING_NAME, None)):
         return []
     try:
-        from .counters import redis_store
+        from .counters import redis_config
 
-        store = redis_store()
-        if store is None:
+        config = redis_config("maxmemory-policy", "appendonly")
+        if config is None:
             return []
-        config = store.client.config_get("maxmemory-policy")
-        config.update(store.client.config_get("appendonly"))
     except Exception:
         return []
     found: list[CheckMessage] = []

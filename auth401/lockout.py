@@ -35,7 +35,7 @@ from django.db import DatabaseError
 from django.db import Error as DatabaseLibraryError
 
 from .conf import app_settings
-from .counters import Begin, Key, Lock, database_store, get_store, now_ms
+from .counters import Begin, Key, Lock, get_store
 from .events import normalise_username as normalise_username
 
 logger = logging.getLogger("auth401")
@@ -212,13 +212,10 @@ class AddressLock:
 
 
 def locked_addresses() -> list[AddressLock]:
-    """Addresses under an automatic lock now, longest first; read from the database mirror,
-    so it works with either store."""
-    rows = database_store().locked("ip:")
-    now = now_ms()
+    """Addresses under an automatic lock now, longest first (with either store)."""
     return [
-        AddressLock(row.counter_key[3:], (row.locked_until - now) / 1000, _failures(row))
-        for row in rows
+        AddressLock(held.name[3:], held.locked_ms / 1000, _failures(held))
+        for held in get_store().locked("ip:")
     ]
 
 

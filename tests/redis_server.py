@@ -80,5 +80,14 @@ class RedisServer:
 
 
 def free_port(offset: int) -> int:
-    """A port of this suite's range; ``offset`` tells concurrent fixtures apart."""
-    return PORTS[(os.getpid() + offset) % len(PORTS)]
+    """A port of this suite's range that nothing listens on (another test run on the same
+    machine may hold some); ``offset`` tells concurrent fixtures apart."""
+    import socket
+
+    first = (os.getpid() + offset) % len(PORTS)
+    for step in range(len(PORTS)):
+        port = PORTS[(first + step) % len(PORTS)]
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    return PORTS[first]

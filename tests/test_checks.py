@@ -374,3 +374,19 @@ def test_counters_on_a_database_without_upsert_returning(monkeypatch, settings):
     assert "mysql has no INSERT ... ON CONFLICT ... RETURNING" in message.msg
     monkeypatch.setattr(connection, "vendor", "postgresql")
     assert "auth401.E002" not in [m.id for m in check_deployment()]
+
+
+def test_counters_written_through_from_redis_need_the_upsert_too(monkeypatch, settings):
+    from django.db import connections
+
+    from auth401.checks import check_deployment
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    settings.AUTH401 = {"COUNTER_STORE": "auto"}
+    monkeypatch.setattr(connections["default"], "vendor", "mysql")
+    assert "auth401.E002" in [m.id for m in check_deployment()]

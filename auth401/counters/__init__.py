@@ -18,11 +18,16 @@ The interface (``Counters``):
 - ``release(keys, attempt)``: a right password (or a refused one): remove the in-flight
   entry; confirmed failures are never given back.
 - ``append(events)``: record events that count nothing (durably).
-- ``peek(key)``, ``clear(key)``, ``prune()``.
+- ``peek(key)``, ``clear(key)``, ``prune()``, ``locked(prefix)`` (the counters under a lock,
+  for the dashboard), ``add_failures(counts)`` (counts drained from the stream).
 
 Times are integer milliseconds.  ``get_store()`` builds the store ``COUNTER_STORE`` asks for
-(cached until the settings change): with Redis, a ``FallbackCounters`` that uses the database
-while Redis does not answer (a process-wide circuit).
+(cached until the settings change; ``choice()`` says which and why): with Redis, a
+``FallbackCounters`` that uses the database while Redis does not answer (a process-wide
+circuit), with every Redis decision written through to the database.  Beside it: ``stream()``
+(the ``EventStream`` the drain reads, None without Redis), ``redis_available()`` and
+``redis_config()`` (for the checks).  Nothing outside this package touches a Redis client or a
+store's halves.
 """
 
 from __future__ import annotations
@@ -94,7 +99,18 @@ class Peek:
     in_flight: int = 0
 
 
+@dataclass(frozen=True)
+class Held:
+    """A counter under a lock now (``Counters.locked``)."""
+
+    name: str
+    locked_ms: int
+    level: int
+
+
 class Counters(Protocol):
+    """The store behind ``get_store()`` (see the module's docstring)."""
+
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin: ...
 
     def fail(
@@ -116,6 +132,43 @@ class Counters(Protocol):
     def clear(self, key: str) -> None: ...
 
     def prune(self) -> int: ...
+
+    def locked(self, prefix: str) -> list[Held]:
+        """Counters under a lock now whose name starts with ``prefix``, longest first (read
+        from the database, which holds every lock whichever store decided it)."""
+        ...
+
+    def add_failures(self, counts: dict[str, int]) -> None:
+        """Failures counted elsewhere (events drained from the stream that name the counters
+        they counted), added to the database's counters."""
+        ...
+
+
+class EventStream(Protocol):
+    """The counter store's durable event stream (Redis), for ``auth401.drain``: entries are
+    ``(id, fields)``; each is handed to one consumer of a group and stays pending until
+    acknowledged."""
+
+    def ensure_group(self, group: str) -> None: ...
+
+    def pending(
+        self, group: str, consumer: str, count: int, claim_idle_ms: int | None
+    ) -> list[Any]:
+        """This consumer's own unacknowledged entries, then those of consumers idle for
+        ``claim_idle_ms`` (claimed for this one; None: none claimed)."""
+        ...
+
+    def read(self, group: str, consumer: str, count: int) -> tuple[int, list[Any]]:
+        """(entries trimmed before anyone read them, new entries for this consumer)."""
+        ...
+
+    def ack(self, group: str, ids: list[Any]) -> None:
+        """Acknowledge and delete entries whose rows are committed."""
+        ...
+
+    def waiting(self) -> int: ...
+
+    def forget_idle_consumers(self, group: str, idle_ms: int) -> int: ...
 
 
 def now_ms() -> int:
@@ -236,14 +289,18 @@ class FallbackCounters:
 
     def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
         if self._redis():
+            # Held before Redis answers (and given back unless it admitted): a thread that
+            # turns to the database meanwhile never misses this attempt.
+            self._hold(keys, 1)
             try:
                 answer = self.primary.begin(keys, attempt, refusals)
             except Exception as exc:
+                self._hold(keys, -1)
                 circuit.trip(exc)
             else:
-                if answer.admitted:
-                    self._hold(keys, 1)
-                elif answer.lock is not None:
+                if not answer.admitted:
+                    self._hold(keys, -1)
+                if answer.lock is not None:
                     self._settle([], [answer.lock])
                 return answer
         return self.fallback.begin(keys, attempt, refusals, reserved=self._reserved(keys))
@@ -268,30 +325,35 @@ class FallbackCounters:
                 except Exception as exc:
                     circuit.trip(exc)
             return locks
-        if admitted_by is self.primary:
-            self._hold(keys, -1)
-        if self._redis():
-            try:
-                locks = self.primary.fail(keys, attempt, event, locked)
-            except Exception as exc:
-                circuit.trip(exc)
-            else:
-                self._settle(keys, locks)
-                return locks
-        # Admitted by Redis, counted here: no place in flight to give back in this table.
-        return self.fallback.fail(keys, attempt, event, locked, held=False)
+        try:
+            if self._redis():
+                try:
+                    locks = self.primary.fail(keys, attempt, event, locked)
+                except Exception as exc:
+                    circuit.trip(exc)
+                else:
+                    self._settle(keys, locks)
+                    return locks
+            # Admitted by Redis, counted here: no place in flight to give back in this table.
+            return self.fallback.fail(keys, attempt, event, locked, held=False)
+        finally:
+            # Only now that the database knows the failure does it stop being reserved.
+            if admitted_by is self.primary:
+                self._hold(keys, -1)
 
     def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
         if admitted_by is self.fallback:
             return self.fallback.release(keys, attempt)
-        if admitted_by is self.primary:
-            self._hold(keys, -1)
-        if circuit.closed():
-            try:
-                return self.primary.release(keys, attempt)
-            except Exception as exc:
-                circuit.trip(exc)  # the slot expires by itself
-        return None
+        try:
+            if circuit.closed():
+                try:
+                    return self.primary.release(keys, attempt)
+                except Exception as exc:
+                    circuit.trip(exc)  # the slot expires by itself
+            return None
+        finally:
+            if admitted_by is self.primary:
+                self._hold(keys, -1)
 
     def _call(self, name: str, *args: Any) -> Any:
         if self._redis():
@@ -319,6 +381,12 @@ class FallbackCounters:
 
     def prune(self) -> int:
         return self.fallback.prune()
+
+    def locked(self, prefix: str) -> list[Held]:
+        return self.fallback.locked(prefix)
+
+    def add_failures(self, counts: dict[str, int]) -> None:
+        self.fallback.add_failures(counts)
 
 
 def redis_client_library(cache: Any) -> str | None:
@@ -370,11 +438,11 @@ def choice() -> Choice:
     return Choice("redis", alias, backend, why)
 
 
-_store: Any = None
+_store: Counters | None = None
 _store_lock = threading.Lock()
 
 
-def get_store() -> Any:
+def get_store() -> Counters:
     """The store ``COUNTER_STORE`` asks for ("auto": Redis when ``COUNTER_CACHE`` is Redis)."""
     global _store
     store = _store
@@ -386,7 +454,7 @@ def get_store() -> Any:
     return store
 
 
-def _build() -> Any:
+def _build() -> Counters:
     from django.core.cache import caches
 
     from .database import DatabaseCounters
@@ -400,14 +468,33 @@ def _build() -> Any:
     return FallbackCounters(RedisCounters(cache, seed=database.live_rows), database)
 
 
-def database_store() -> Any:
-    store = get_store()
-    return store.fallback if isinstance(store, FallbackCounters) else store
-
-
 def redis_store() -> Any:
+    """The Redis half of the store (None without Redis): for tests and diagnostics; callers
+    use ``get_store()``, ``stream()`` and ``redis_config()``."""
     store = get_store()
     return store.primary if isinstance(store, FallbackCounters) else None
+
+
+def stream() -> EventStream | None:
+    """The durable event stream to drain (None when events go straight to the database)."""
+    store: EventStream | None = redis_store()
+    return store
+
+
+def redis_available() -> bool:
+    """Whether this process tries Redis now (its circuit is closed)."""
+    return circuit.closed()
+
+
+def redis_config(*names: str) -> dict[str, str] | None:
+    """``CONFIG GET`` of the counter Redis (None without Redis); errors are the caller's."""
+    store = redis_store()
+    if store is None:
+        return None
+    config: dict[str, str] = {}
+    for name in names:
+        config.update(store.client.config_get(name))
+    return config
 
 
 def reset(**kwargs: Any) -> None:

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from auth401.models import AuthEvent, FailureCounter
 
-from . import Begin, Key, Lock, Peek, lock_duration, now_ms, policy
+from . import Begin, Held, Key, Lock, Peek, lock_duration, now_ms, policy
 
 logger = logging.getLogger("auth401")
 
@@ -468,13 +468,13 @@ class DatabaseCounters:
         """The rows of these counter keys (to merge them into Redis)."""
         return list(FailureCounter.objects.filter(counter_key__in=names))
 
-    def locked(self, prefix: str) -> list[FailureCounter]:
-        """Counter rows under a lock now whose key starts with ``prefix``."""
-        return list(
-            FailureCounter.objects.filter(
-                counter_key__startswith=prefix, locked_until__gt=now_ms()
-            ).order_by("-locked_until")
-        )
+    def locked(self, prefix: str) -> list[Held]:
+        """Counters under a lock now whose key starts with ``prefix``, longest first."""
+        now = now_ms()
+        rows = FailureCounter.objects.filter(
+            counter_key__startswith=prefix, locked_until__gt=now
+        ).order_by("-locked_until")
+        return [Held(r.counter_key, r.locked_until - now, r.lock_level) for r in rows]
 
     def prune(self) -> int:
         """Delete rows whose window and lock are over and whose level is forgotten."""

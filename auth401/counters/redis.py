@@ -50,88 +50,103 @@ if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {now, -2} end
 _XADD = """
 local function xadd(payload)
   local seq = redis.call('INCR', KEYS[#KEYS - 1])
-  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', payload)
+  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', maxlen, '*', 'seq', seq, 'e', payload)
 end
 """
 
-# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
-# slot ttl, base, ceiling, memory, then per key (limit, lockable, refusal event).
+# The arguments of ``begin`` and ``fail``, by name: ARGV[2] is one JSON object (``_args`` in
+# Python) with the policy and, per counter, its limit, whether it may lock, and its event;
+# KEYS hold four keys per counter (n, lock, level, f), then the stream, seq and epoch.
+_ARGS = """
+local a = cjson.decode(ARGV[2])
+local maxlen = a.maxlen
+local counters = {}
+for i, k in ipairs(a.keys) do
+  local b = (i - 1) * 4
+  counters[i] = {n = KEYS[b + 1], lock = KEYS[b + 2], level = KEYS[b + 3], f = KEYS[b + 4],
+                 limit = k.limit, lockable = k.lockable, event = k.event}
+end
+"""
+
+# The lock step, written once: the next level, its duration (doubling up to the ceiling), the
+# lock, the level remembered a while longer, and a new count.
+_LOCK = """
+local function lock(c)
+  local level = redis.call('INCR', c.level)
+  local d = math.floor(math.min(a.base * 2 ^ (level - 1), a.ceiling))
+  redis.call('SET', c.lock, level, 'PX', d)
+  redis.call('PEXPIRE', c.level, d + a.memory)
+  redis.call('DEL', c.n)
+  return level, d
+end
+"""
+
+# a: maxlen, attempt, slot_ttl, base, ceiling, memory, keys[{limit, lockable, event}] (the
+# event recorded when that counter's lock refuses the attempt).
 _BEGIN = (
     _CLOCK
     + _EPOCH
+    + _ARGS
     + _XADD
+    + _LOCK
     + """
-local nk = (#KEYS - 3) / 4
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    local ttl = redis.call('PTTL', KEYS[i * 4 + 2])
+for i, c in ipairs(counters) do
+  if c.lockable then
+    local ttl = redis.call('PTTL', c.lock)
     if ttl > 0 then
-      xadd(ARGV[8 + i * 3 + 2])
-      return {now, 0, i + 1, ttl}
+      xadd(c.event)
+      return {now, 0, i, ttl}
     end
   end
 end
 -- Confirmed failures at the limit without a lock (counted while the lockout was off, or
 -- before the limit was lowered): the lock is due now, not a busy answer until the window ends.
-for i = 0, nk - 1 do
-  local k = i * 4
-  local a = 8 + i * 3
-  if ARGV[a + 1] == '1' then
-    local failures = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
-    if failures >= tonumber(ARGV[a]) then
-      local level = redis.call('INCR', KEYS[k + 3])
-      local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
-      redis.call('SET', KEYS[k + 2], level, 'PX', d)
-      redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
-      redis.call('DEL', KEYS[k + 1])
-      xadd(ARGV[a + 2])
-      return {now, 0, i + 1, d, level, failures}
+for i, c in ipairs(counters) do
+  if c.lockable then
+    local failures = tonumber(redis.call('GET', c.n) or '0')
+    if failures >= c.limit then
+      local level, d = lock(c)
+      xadd(c.event)
+      return {now, 0, i, d, level, failures}
     end
   end
 end
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i * 4 + 4], '-inf', now)
-    local failures = tonumber(redis.call('GET', KEYS[i * 4 + 1]) or '0')
-    local flying = redis.call('ZCARD', KEYS[i * 4 + 4])
-    if failures + flying >= tonumber(ARGV[8 + i * 3]) then return {now, 0, 0, 0} end
+for _, c in ipairs(counters) do
+  if c.lockable then
+    redis.call('ZREMRANGEBYSCORE', c.f, '-inf', now)
+    local failures = tonumber(redis.call('GET', c.n) or '0')
+    if failures + redis.call('ZCARD', c.f) >= c.limit then return {now, 0, 0, 0} end
   end
 end
-local ttl = tonumber(ARGV[4])
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    redis.call('ZADD', KEYS[i * 4 + 4], now + ttl, ARGV[3])
-    redis.call('PEXPIRE', KEYS[i * 4 + 4], ttl)
+for _, c in ipairs(counters) do
+  if c.lockable then
+    redis.call('ZADD', c.f, now + a.slot_ttl, a.attempt)
+    redis.call('PEXPIRE', c.f, a.slot_ttl)
   end
 end
 return {now, 1, 0, 0}
 """
 )
 
-# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
-# window, base, ceiling, memory, event, then per key (limit, lockable, the event when it locks).
+# a: maxlen, attempt, window, base, ceiling, memory, event, keys[{limit, lockable, event}]
+# (the event recorded instead when that counter locks).
 _FAIL = (
     _CLOCK
     + _EPOCH
+    + _ARGS
     + _XADD
+    + _LOCK
     + """
-local nk = (#KEYS - 3) / 4
 local out = {now, 1}
-local payload = ARGV[8]
-for i = 0, nk - 1 do
-  local k = i * 4
-  redis.call('ZREM', KEYS[k + 4], ARGV[3])
-  local n = redis.call('INCR', KEYS[k + 1])
-  if n == 1 then redis.call('PEXPIRE', KEYS[k + 1], ARGV[4]) end
-  if ARGV[9 + i * 3 + 1] == '1' and n >= tonumber(ARGV[9 + i * 3])
-      and redis.call('PTTL', KEYS[k + 2]) <= 0 then
-    local level = redis.call('INCR', KEYS[k + 3])
-    local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
-    redis.call('SET', KEYS[k + 2], level, 'PX', d)
-    redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
-    redis.call('DEL', KEYS[k + 1])
-    if #out == 2 then payload = ARGV[9 + i * 3 + 2] end
-    table.insert(out, i + 1)
+local payload = a.event
+for i, c in ipairs(counters) do
+  redis.call('ZREM', c.f, a.attempt)
+  local n = redis.call('INCR', c.n)
+  if n == 1 then redis.call('PEXPIRE', c.n, a.window) end
+  if c.lockable and n >= c.limit and redis.call('PTTL', c.lock) <= 0 then
+    local level, d = lock(c)
+    if #out == 2 then payload = c.event end
+    table.insert(out, i)
     table.insert(out, d)
     table.insert(out, level)
     table.insert(out, n)
@@ -154,6 +169,7 @@ return {now, 1}
 # KEYS: stream; seq; epoch (unchecked: events count nothing).  ARGV: deadline, maxlen, events...
 _APPEND = (
     _CLOCK
+    + "local maxlen = ARGV[2]\n"
     + _XADD
     + """
 for i = 3, #ARGV do xadd(ARGV[i]) end
@@ -339,14 +355,31 @@ class RedisCounters:
                 offset / 1000,
             )
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+    def _names_of(self, keys: list[Key]) -> list[str]:
+        names = [name for key in keys for name in self.names(key.name)]
+        return [*names, self.stream, self.seq, self.epoch]
+
+    @staticmethod
+    def _args(keys: list[Key], events: dict[str, dict], default: dict, **named: Any) -> str:
+        """The named arguments of ``begin`` and ``fail`` (see ``_ARGS``), as one JSON text."""
         _window, base, ceiling, memory = policy()
-        names: list[str] = []
-        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS, base, ceiling, memory]
-        for key in keys:
-            names += list(self.names(key.name))
-            args += [key.limit, int(key.lockable), json.dumps(refusals.get(key.kind, {}))]
-        out = self._run("begin", [*names, self.stream, self.seq, self.epoch], args)
+        per_key = [
+            {
+                "limit": key.limit,
+                "lockable": key.lockable,
+                "event": json.dumps(events.get(key.kind, default)),
+            }
+            for key in keys
+        ]
+        policy_args = {"base": base, "ceiling": ceiling, "memory": memory}
+        return json.dumps(
+            {"maxlen": STREAM_MAXLEN, **policy_args, **named, "keys": per_key},
+            separators=(",", ":"),
+        )
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        args = self._args(keys, refusals, {}, attempt=attempt, slot_ttl=SLOT_TTL_MS)
+        out = self._run("begin", self._names_of(keys), [args])
         if int(out[1]) == 1:
             return Begin(True, store=self)
         index = int(out[2])
@@ -366,14 +399,11 @@ class RedisCounters:
         *,
         admitted_by: Any = None,
     ) -> list[Lock]:
-        window, base, ceiling, memory = policy()
-        names: list[str] = []
-        per_key: list[Any] = []
-        for key in keys:
-            names += list(self.names(key.name))
-            per_key += [key.limit, int(key.lockable), json.dumps(locked.get(key.kind, event))]
-        args = [STREAM_MAXLEN, attempt, window, base, ceiling, memory, json.dumps(event)]
-        out = self._run("fail", [*names, self.stream, self.seq, self.epoch], args + per_key)
+        window = policy()[0]
+        args = self._args(
+            keys, locked, event, attempt=attempt, window=window, event=json.dumps(event)
+        )
+        out = self._run("fail", self._names_of(keys), [args])
         return [
             Lock(keys[int(out[i]) - 1], int(out[i + 1]), int(out[i + 2]), int(out[i + 3]))
             for i in range(2, len(out), 4)
@@ -456,6 +486,33 @@ class RedisCounters:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    def pending(
+        self, group: str, consumer: str, count: int, claim_idle_ms: int | None
+    ) -> list[Any]:
+        own = self.client.xreadgroup(group, consumer, {self.stream: "0"}, count=count)
+        entries = list(own[0][1]) if own else []
+        if claim_idle_ms is not None:
+            claimed = self.client.xautoclaim(
+                self.stream, group, consumer, claim_idle_ms, start_id="0-0", count=count
+            )
+            entries += list(claimed[1])
+        return entries
+
+    def ack(self, group: str, ids: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(self.stream, group, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def forget_idle_consumers(self, group: str, idle_ms: int) -> int:
+        """Remove consumers with nothing pending, idle for ``idle_ms``."""
+        forgotten = 0
+        for consumer in self.client.xinfo_consumers(self.stream, group):
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+                self.client.xgroup_delconsumer(self.stream, group, consumer["name"])
+                forgotten += 1
+        return forgotten
 
     def read(self, group: str, consumer: str, count: int) -> tuple[int, list[Any]]:
         dropped, entries = self._scripts["read"](
