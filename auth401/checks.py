@@ -105,6 +105,7 @@ VALUE_IDS: dict[str, str] = {
     "COUNTER_TIMEOUT": "auth401.E034",
     "ADMIN_USER_ACTIONS": "auth401.E035",
     "LOCKOUT_FAIL_OPEN": "auth401.E036",
+    "REPEATED_PASSWORD_MEMORY": "auth401.E037",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"

@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # True: when no counter store answers, password logins are checked uncounted (the
     # lockout is off meanwhile); False: they are refused with lockout_unavailable (503).
     "LOCKOUT_FAIL_OPEN": False,
+    # A wrong password equal to one of the key's last N wrong ones (within the window) is
+    # answered as always but not counted again; 0: every wrong password counts.
+    "REPEATED_PASSWORD_MEMORY": 3,
     # The lock/suspend/unlock/reinstate actions and the account box on the project's own
     # registered user admin (False: leave the user admin alone; use AccountActionsMixin).
     "ADMIN_USER_ACTIONS": True,
@@ -138,6 +141,10 @@ def _counter_timeout(value: Any) -> bool:
     return isinstance(value, timedelta) and timedelta(0) < value <= timedelta(seconds=5)
 
 
+def _password_memory(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10
+
+
 def _docs_url(value: Any) -> bool:
     return value is None or (isinstance(value, str) and "{code}" in value)
 
@@ -190,6 +197,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ALWAYS_LOCK_NETWORKS": (_networks, "a list of IP networks such as '192.0.2.0/24'"),
     "COUNTER_TIMEOUT": (_counter_timeout, "a datetime.timedelta above 0 and up to 5 seconds"),
     "LOCKOUT_FAIL_OPEN": (_boolean, "True or False"),
+    "REPEATED_PASSWORD_MEMORY": (_password_memory, "an int from 0 to 10"),
     "ADMIN_USER_ACTIONS": (_boolean, "True or False"),
 }
 assert RULES.keys() == DEFAULTS.keys()

@@ -96,13 +96,16 @@ def decide(
     if dry_run:
         return _dry_run(verdict, user, password, keys, scheme)
 
-    attempt = lockout.new_attempt()
+    # The attempt is named by its password fingerprint, computed once: identical attempts
+    # share one place in flight, and a remembered wrong one is not counted again.
+    attempt = lockout.fingerprint(str(username), user, password)
     # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
     # wrong password, the lock it causes) is this event with its code; they share its id.
     wrong = events.build(
         request, "credentials_invalid", 401, scheme=scheme, username=username, user_id=user_id
     )
     refusals = {kind: events.retag(wrong, code) for kind, code in lockout.REFUSAL_CODES.items()}
+    refusals["repeat"] = {**wrong, "note": lockout.REPEAT_NOTE}
     answer = lockout.begin(keys, attempt, refusals)
     if answer.locked is not None:
         code = lockout.REFUSAL_CODES[answer.locked.kind]
@@ -112,6 +115,13 @@ def decide(
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
         if answer.lock is not None:  # decided by this call: mirrored like any other
             mirror(request, [answer.lock], username=str(username), user=user, ip=ip)
+        return verdict
+    if answer.repeat:
+        # A wrong password the counters remember: the same answer, no check, not counted.
+        verdict.step("lock check", "repeat: a wrong password seen lately, not counted again")
+        verdict.failure = Auth401Error("credentials_invalid", scheme=scheme)
+        verdict.recorded = True
+        events.announce(request, verdict.failure, refusals["repeat"])
         return verdict
     if answer.unavailable:
         verdict.step("lock check", "refused: no counter store answers")

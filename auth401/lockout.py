@@ -33,6 +33,7 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.db import Error as DatabaseLibraryError
+from django.utils.crypto import salted_hmac
 
 from .conf import app_settings
 from .counters import Begin, Key, Lock, get_store
@@ -46,6 +47,8 @@ BUSY_WAITS = (0.05, 0.1, 0.2, 0.3, 0.35)
 BUSY_RETRY_AFTER = 1
 #: ``retry_after`` of ``lockout_unavailable`` (seconds): about when Redis is tried again
 UNAVAILABLE_RETRY_AFTER = 5
+#: the note of a repeated wrong password's event
+REPEAT_NOTE = "repeat: the same wrong password as lately, not counted again"
 #: refusals that name no one (recorded alike for real and unknown names)
 NAMELESS_CODES = frozenset({"login_busy", "lockout_unavailable"})
 
@@ -120,7 +123,36 @@ REFUSAL_CODES = {
 
 
 def new_attempt() -> str:
+    """A random attempt id (tests, and callers with no password to fingerprint)."""
     return uuid.uuid4().hex
+
+
+#: hex digits of a password fingerprint: 32 bits
+FINGERPRINT_HEX = 8
+
+
+def fingerprint(username: str, user: Any, password: Any) -> str:
+    """The attempt's keyed, truncated password fingerprint, computed once per attempt: an
+    HMAC-SHA256 under a key derived from ``SECRET_KEY`` of the username counter and the
+    password, cut to 32 bits.  Identical attempts (same name, same password) share one
+    place in flight with it, and a wrong one remembered under it is not counted again.
+    Without ``SECRET_KEY`` it is useless for guessing; with it, 32 bits match about one
+    password in four billion, so a remembered fingerprint does not single out a wrong
+    password (typos of the right one included) from a large list, while two different
+    passwords collide among a key's few remembered ones once in about a billion tries
+    (and a collision only spares a count: the answer stays ``credentials_invalid``)."""
+    text = f"{username_key(username, user)}\0{password}"
+    digest = salted_hmac("auth401.lockout.password-fingerprint", text, algorithm="sha256")
+    return digest.hexdigest()[:FINGERPRINT_HEX]
+
+
+def forget_passwords(user: Any) -> None:
+    """A password change: the account's remembered wrong passwords are forgotten (one of
+    them may be the new password)."""
+    try:
+        get_store().forget_passwords(username_key(user.get_username(), user))
+    except Exception:
+        logger.exception("auth401: remembered wrong passwords could not be forgotten")
 
 
 def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:

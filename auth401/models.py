@@ -95,6 +95,9 @@ class FailureCounter(models.Model):
     in_flight_until = models.BigIntegerField(default=0, db_default=0)
     #: the last attempt admitted (tells an attempt whether the upsert admitted it)
     last_attempt = models.CharField(max_length=32, blank=True, default="", db_default="")
+    #: the last ``REPEATED_PASSWORD_MEMORY`` wrong passwords' fingerprints (32-bit keyed
+    #: HMACs, comma-separated, newest first; never a password): a repeat is not counted again
+    recent = models.CharField(max_length=99, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("failure counter")

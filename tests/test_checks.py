@@ -77,6 +77,7 @@ WRONG_VALUES = {
     "COUNTER_TIMEOUT": "fast",
     "ADMIN_USER_ACTIONS": "off",
     "LOCKOUT_FAIL_OPEN": "sometimes",
+    "REPEATED_PASSWORD_MEMORY": 11,
 }
 
 

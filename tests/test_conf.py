@@ -36,6 +36,7 @@ def test_defaults_are_the_contract():
         "COUNTER_TIMEOUT": timedelta(milliseconds=250),
         "ADMIN_USER_ACTIONS": True,
         "LOCKOUT_FAIL_OPEN": False,
+        "REPEATED_PASSWORD_MEMORY": 3,
     }
     assert {**contract, **beyond} == DEFAULTS
 

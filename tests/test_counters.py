@@ -271,7 +271,8 @@ def test_either_redis_client_counts_atomically_in_redis(
         start.wait()
         try:
             for i in range(3):
-                response = client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", f"guess-{i}"))
+                password = f"guess-{threading.get_ident()}-{i}"
+                response = client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", password))
                 codes.append(response.json()["code"])
         finally:
             connection.close()

@@ -75,10 +75,13 @@ class Begin:
     lock: Lock | None = None
     #: no store could count: refused (``lockout_unavailable``) unless ``LOCKOUT_FAIL_OPEN``
     unavailable: bool = False
+    #: a wrong password one of the keys saw lately: ``credentials_invalid``, not counted, no
+    #: password check (its ``repeat`` event recorded by this call)
+    repeat: bool = False
 
     @property
     def busy(self) -> bool:
-        return not self.admitted and self.locked is None and not self.unavailable
+        return not self.admitted and self.locked is None and not (self.unavailable or self.repeat)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,10 @@ class Counters(Protocol):
     def clear(self, key: str) -> None: ...
 
     def prune(self) -> int: ...
+
+    def forget_passwords(self, key: str) -> None:
+        """Forget the key's remembered wrong passwords (its password changed)."""
+        ...
 
     def locked(self, prefix: str) -> list[Held]:
         """Counters under a lock now whose name starts with ``prefix``, longest first (read
@@ -279,11 +286,11 @@ class FallbackCounters:
                 return False
         return True
 
-    def _settle(self, keys: list[Key], locks: list[Lock]) -> None:
+    def _settle(self, keys: list[Key], locks: list[Lock], attempt: str = "") -> None:
         """Write Redis's outcome through to the database (logged when it cannot: Redis
         counted it)."""
         try:
-            self.fallback.settle(keys, locks)
+            self.fallback.settle(keys, locks, attempt)
         except Exception:
             logger.exception("auth401: a failure counted in Redis could not be written through")
 
@@ -328,11 +335,12 @@ class FallbackCounters:
         try:
             if self._redis():
                 try:
-                    locks = self.primary.fail(keys, attempt, event, locked)
+                    counted, locks = self.primary.counted_fail(keys, attempt, event, locked)
                 except Exception as exc:
                     circuit.trip(exc)
                 else:
-                    self._settle(keys, locks)
+                    if counted:
+                        self._settle(keys, locks, attempt)
                     return locks
             # Admitted by Redis, counted here: no place in flight to give back in this table.
             return self.fallback.fail(keys, attempt, event, locked, held=False)
@@ -381,6 +389,14 @@ class FallbackCounters:
 
     def prune(self) -> int:
         return self.fallback.prune()
+
+    def forget_passwords(self, key: str) -> None:
+        self.fallback.forget_passwords(key)
+        if circuit.closed():
+            try:
+                self.primary.forget_passwords(key)
+            except Exception as exc:
+                circuit.trip(exc)
 
     def locked(self, prefix: str) -> list[Held]:
         return self.fallback.locked(prefix)

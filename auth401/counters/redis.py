@@ -56,15 +56,27 @@ end
 
 # The arguments of ``begin`` and ``fail``, by name: ARGV[2] is one JSON object (``_args`` in
 # Python) with the policy and, per counter, its limit, whether it may lock, and its event;
-# KEYS hold four keys per counter (n, lock, level, f), then the stream, seq and epoch.
+# KEYS hold five keys per counter (n, lock, level, f, r), then the stream, seq and epoch.
+# ``a.attempt`` is the attempt's password fingerprint: identical attempts share one place in
+# flight, and ``r`` remembers the last ``a.memory_n`` wrong ones.
 _ARGS = """
 local a = cjson.decode(ARGV[2])
 local maxlen = a.maxlen
 local counters = {}
 for i, k in ipairs(a.keys) do
-  local b = (i - 1) * 4
+  local b = (i - 1) * 5
   counters[i] = {n = KEYS[b + 1], lock = KEYS[b + 2], level = KEYS[b + 3], f = KEYS[b + 4],
-                 limit = k.limit, lockable = k.lockable, event = k.event}
+                 r = KEYS[b + 5], limit = k.limit, lockable = k.lockable, event = k.event}
+end
+-- Whether this wrong password (its fingerprint, a.attempt) is one of the last few every
+-- counter saw: then it is not counted again (a counter that forgot it, after a password
+-- change, has it checked and counted).
+local function repeated()
+  if a.memory_n == 0 or #counters == 0 then return false end
+  for _, c in ipairs(counters) do
+    if not redis.call('LPOS', c.r, a.attempt) then return false end
+  end
+  return true
 end
 """
 
@@ -111,11 +123,18 @@ for i, c in ipairs(counters) do
     end
   end
 end
+if repeated() then
+  xadd(a.repeat_event)
+  return {now, 2, 0, 0}
+end
 for _, c in ipairs(counters) do
   if c.lockable then
     redis.call('ZREMRANGEBYSCORE', c.f, '-inf', now)
     local failures = tonumber(redis.call('GET', c.n) or '0')
-    if failures + redis.call('ZCARD', c.f) >= c.limit then return {now, 0, 0, 0} end
+    local shared = redis.call('ZSCORE', c.f, a.attempt)
+    if not shared and failures + redis.call('ZCARD', c.f) >= c.limit then
+      return {now, 0, 0, 0}
+    end
   end
 end
 for _, c in ipairs(counters) do
@@ -139,10 +158,20 @@ _FAIL = (
     + """
 local out = {now, 1}
 local payload = a.event
+if repeated() then
+  for _, c in ipairs(counters) do redis.call('ZREM', c.f, a.attempt) end
+  xadd(a.repeat_event)
+  return {now, 2}
+end
 for i, c in ipairs(counters) do
   redis.call('ZREM', c.f, a.attempt)
   local n = redis.call('INCR', c.n)
   if n == 1 then redis.call('PEXPIRE', c.n, a.window) end
+  if a.memory_n > 0 then
+    redis.call('LPUSH', c.r, a.attempt)
+    redis.call('LTRIM', c.r, 0, a.memory_n - 1)
+    redis.call('PEXPIRE', c.r, a.window)
+  end
   if c.lockable and n >= c.limit and redis.call('PTTL', c.lock) <= 0 then
     local level, d = lock(c)
     if #out == 2 then payload = c.event end
@@ -317,9 +346,9 @@ class RedisCounters:
     def _key(self, name: str) -> str:
         return str(self.cache.make_and_validate_key(name))
 
-    def names(self, key: str) -> tuple[str, str, str, str]:
+    def names(self, key: str) -> tuple[str, str, str, str, str]:
         base = self._key(f"auth401:{key}")
-        return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f"
+        return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f", f"{base}:r"
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
         late = restored = False
@@ -371,7 +400,13 @@ class RedisCounters:
             }
             for key in keys
         ]
-        policy_args = {"base": base, "ceiling": ceiling, "memory": memory}
+        policy_args = {
+            "base": base,
+            "ceiling": ceiling,
+            "memory": memory,
+            "memory_n": app_settings.REPEATED_PASSWORD_MEMORY,
+            "repeat_event": json.dumps(events.get("repeat", default)),
+        }
         return json.dumps(
             {"maxlen": STREAM_MAXLEN, **policy_args, **named, "keys": per_key},
             separators=(",", ":"),
@@ -382,6 +417,8 @@ class RedisCounters:
         out = self._run("begin", self._names_of(keys), [args])
         if int(out[1]) == 1:
             return Begin(True, store=self)
+        if int(out[1]) == 2:
+            return Begin(False, store=self, repeat=True)
         index = int(out[2])
         if not index:
             return Begin(False, store=self)
@@ -399,12 +436,21 @@ class RedisCounters:
         *,
         admitted_by: Any = None,
     ) -> list[Lock]:
+        return self.counted_fail(keys, attempt, event, locked)[1]
+
+    def counted_fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> tuple[bool, list[Lock]]:
+        """``fail``, and whether it counted (False: the same wrong password failed
+        meanwhile, an identical attempt in flight; its ``repeat`` event is recorded)."""
         window = policy()[0]
         args = self._args(
             keys, locked, event, attempt=attempt, window=window, event=json.dumps(event)
         )
         out = self._run("fail", self._names_of(keys), [args])
-        return [
+        if int(out[1]) == 2:
+            return False, []
+        return True, [
             Lock(keys[int(out[i]) - 1], int(out[i + 1]), int(out[i + 2]), int(out[i + 3]))
             for i in range(2, len(out), 4)
         ]
@@ -418,7 +464,7 @@ class RedisCounters:
             self._run("append", [self.stream, self.seq, self.epoch], [STREAM_MAXLEN, *payload])
 
     def peek(self, key: str) -> Peek:
-        n, lock, level, flight = self.names(key)
+        n, lock, level, flight, _ = self.names(key)
         for _ in range(2):
             pipe = self.client.pipeline(transaction=False)
             pipe.exists(self.epoch)
@@ -435,6 +481,9 @@ class RedisCounters:
     def clear(self, key: str) -> None:
         self.client.delete(*self.names(key))
 
+    def forget_passwords(self, key: str) -> None:
+        self.client.delete(self.names(key)[4])
+
     def merge(self, rows: list[Any]) -> None:
         """Merge database rows (``FailureCounter``) into Redis: after an outage, and for an
         attempt the database admitted that failed after Redis came back."""
@@ -450,7 +499,7 @@ class RedisCounters:
         memory = policy()[3]
         entries: list[tuple[list[str], list[Any]]] = []
         for row in rows:
-            n, lock, level, _ = self.names(row.counter_key)
+            n, lock, level, _, _ = self.names(row.counter_key)
             failures = row.failures if row.window_ends > now else 0
             lock_ttl = max(0, row.locked_until - now)
             level_ttl = max(0, row.locked_until + memory - now) if row.lock_level else 0
