@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
-from . import events, state
+from . import events, lockout, state
 from .accounts import failure_for
 from .decision import decide, scheme_of
 from .exceptions import Auth401Error
@@ -65,8 +65,9 @@ class Auth401Backend(ModelBackend):
                     request,
                     failure,
                     username=str(username),
-                    # login_busy names no one: batched alike for real and unknown names
-                    user=None if failure.code == "login_busy" else verdict.account,
+                    # login_busy and lockout_unavailable name no one: batched alike for
+                    # real and unknown names
+                    user=None if failure.code in lockout.NAMELESS_CODES else verdict.account,
                 )
         raise PermissionDenied(failure.code)
 

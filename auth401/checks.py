@@ -65,8 +65,9 @@ WIRING: dict[str, tuple[str, str]] = {
         f"{SETTING_NAME}['COUNTER_STORE'] is 'cache' but the counter cache is not Redis (a "
         "per-process or non-atomic cache): failure counts would not be shared between "
         "processes, so auth401 keeps them in the database instead.",
-        "Point COUNTER_CACHE at a django.core.cache.backends.redis.RedisCache, or set "
-        "COUNTER_STORE to 'database' (or 'auto').",
+        "Point COUNTER_CACHE at a Redis cache (Django's "
+        "django.core.cache.backends.redis.RedisCache or django-redis's "
+        "django_redis.cache.RedisCache), or set COUNTER_STORE to 'database' (or 'auto').",
     ),
 }
 
@@ -110,6 +111,8 @@ VALUE_IDS: dict[str, str] = {
     "NOTIFY_OWNER": "auth401.E039",
     "NOTIFY_NEW_DEVICE": "auth401.E040",
     "NOTIFY_BASE_URL": "auth401.E041",
+    "LOCKOUT_FAIL_OPEN": "auth401.E042",
+    "REPEATED_PASSWORD_MEMORY": "auth401.E043",
 }
 #: a wrong value of a key missing from ``VALUE_IDS`` (a new setting nobody mapped yet)
 OTHER_VALUE = "auth401.E009"
@@ -181,9 +184,10 @@ JWT_BASE = "rest_framework_simplejwt.authentication.JWTAuthentication"
 DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]] = {
     "auth401.E002": (
         Error,
-        "The lockout's failure counters are in the database, and {vendor} has no "
-        "INSERT ... ON CONFLICT ... RETURNING: every count would fail (logged), and logins "
-        "would go uncounted.",
+        "The lockout's failure counters are in the database (alone, or written through "
+        "from Redis), and {vendor} has no INSERT ... ON CONFLICT ... RETURNING: every count "
+        "there would fail (logged), and without Redis logins would be refused "
+        "(lockout_unavailable).",
         "Use PostgreSQL or SQLite, or keep the counters in Redis: a RedisCache in CACHES and "
         f"{SETTING_NAME}['COUNTER_STORE'] = 'auto' (or 'cache').",
     ),
@@ -211,6 +215,24 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
         "self-service unlock link.",
         "Add path('auth401/', include('auth401.urls')) to your URLconf.",
     ),
+    "auth401.W013": (
+        Warning,
+        f"{SETTING_NAME}['LOCKOUT_FAIL_OPEN'] is True: while no counter store answers (Redis "
+        "and the database counter table both failing, or the database alone without Redis), "
+        "every password is checked and none is counted or locked, so an attacker who can "
+        "cause or wait for such an outage guesses without limit, and a name locked before "
+        "answers differently from an unknown one.",
+        "Leave it False (the default: password logins answer 503 lockout_unavailable until a "
+        "store answers; tokens and sessions keep working) unless availability of password "
+        "logins matters more to you than the guessing limit.",
+    ),
+    "auth401.W012": (
+        Warning,
+        "The lockout counts in the database: {why}, although the cache {other!r} is Redis.",
+        f"To count in Redis, set {SETTING_NAME}['COUNTER_CACHE'] = {{other!r}} (a dedicated, "
+        "persistent, non-evicting Redis is best); to keep the database, set "
+        "COUNTER_STORE = 'database'.",
+    ),
     "auth401.I001": (
         Info,
         f"DEBUG is True and {SETTING_NAME}['DISCLOSE_ACCOUNT_STATE'] is True: callers who "
@@ -225,7 +247,7 @@ DEPLOYMENT: dict[str, tuple[type[Error] | type[Warning] | type[Info], str, str]]
 
 def _message(check_id: str, **params: str) -> CheckMessage:
     level, message, hint = DEPLOYMENT[check_id]
-    return level(message.format(**params), hint=hint, id=check_id)
+    return level(message.format(**params), hint=hint.format(**params), id=check_id)
 
 
 def _uses_simplejwt() -> bool:
@@ -275,6 +297,9 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         found.append(_message("auth401.W008"))
     if merged["NOTIFY_OWNER"] and not _unlock_url_resolves():
         found.append(_message("auth401.W011"))
+    if merged["LOCKOUT_FAIL_OPEN"]:
+        found.append(_message("auth401.W013"))
+    found += _counter_store_choice()
     vendor = _counter_database_vendor()
     if vendor not in (None, "postgresql", "sqlite"):
         found.append(_message("auth401.E002", vendor=vendor))
@@ -292,14 +317,54 @@ def check_disclosure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return []
 
 
+def _counter_store_choice() -> list[CheckMessage]:
+    """``auth401.W012``: "auto" keeps the counters in the database although another cache
+    alias is Redis (the silent fallback a project does not expect)."""
+    from django.core.cache import caches
+
+    from .conf import app_settings
+    from .counters import choice, is_redis
+
+    chosen = choice()
+    if chosen.store != "database" or app_settings.COUNTER_STORE != "auto":
+        return []
+    for alias in getattr(settings, "CACHES", {}):
+        if alias != chosen.alias and is_redis(caches[alias]):
+            return [_message("auth401.W012", why=chosen.why, other=alias)]
+    return []
+
+
+#: the store the lockout counts in, and why (``check --deploy``)
+COUNTER_STORE_INFO = "auth401.I002"
+
+
+@register(Tags.security, deploy=True)
+def check_counter_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``auth401.I002``, under ``manage.py check --deploy`` only: the counters are in Redis,
+    through which cache and client library."""
+    if validate(getattr(settings, SETTING_NAME, None)):
+        return []
+    from .counters import choice
+
+    chosen = choice()
+    if chosen.store != "redis":
+        return []
+    return [
+        Info(
+            f"The lockout counts in Redis: {chosen.why}; each step is one atomic script.",
+            hint="Give the counters a dedicated, persistent (appendonly yes), non-evicting "
+            "(maxmemory-policy noeviction) Redis through a cache alias of their own and "
+            f"{SETTING_NAME}['COUNTER_CACHE'].",
+            id=COUNTER_STORE_INFO,
+        )
+    ]
+
+
 def _counter_database_vendor() -> str | None:
-    """The database vendor when the counters live in the database, else None."""
+    """The database vendor: the counters always live there (with Redis, written through)."""
     from django.db import connection
 
-    from .counters import get_store
-    from .counters.database import DatabaseCounters
-
-    return connection.vendor if isinstance(get_store(), DatabaseCounters) else None
+    return connection.vendor
 
 
 #: the counters' Redis evicts keys
@@ -317,13 +382,11 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     if validate(getattr(settings, SETTING_NAME, None)):
         return []
     try:
-        from .counters import redis_store
+        from .counters import redis_config
 
-        store = redis_store()
-        if store is None:
+        config = redis_config("maxmemory-policy", "appendonly")
+        if config is None:
             return []
-        config = store.client.config_get("maxmemory-policy")
-        config.update(store.client.config_get("appendonly"))
     except Exception:
         return []
     found: list[CheckMessage] = []
@@ -352,12 +415,12 @@ def check_counter_redis(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 
 
 #: users loaded through the ORM on PostgreSQL
-USER_LOADING = "auth401.I002"
+USER_LOADING = "auth401.I003"
 
 
 @register(Tags.database, deploy=True)
 def check_user_loading(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """``auth401.I002``, under ``check --deploy``: on PostgreSQL, users are loaded through the
+    """``auth401.I003``, under ``check --deploy``: on PostgreSQL, users are loaded through the
     ORM instead of auth401's prepared statement (a custom manager, a multi-table user model),
     and why.  Silent where the statement is used, and on other databases."""
     from django.contrib.auth import get_user_model

@@ -220,6 +220,18 @@ REASONS: tuple[Reason, ...] = (
         extras=frozenset({"retry_after"}),
     ),
     Reason(
+        "lockout_unavailable",
+        503,
+        _("Logins cannot be checked right now."),
+        _(
+            "The server cannot count failed logins at the moment, so it checks no password. "
+            "Retry after retry_after seconds; tokens and sessions you already have still work."
+        ),
+        "No counter store answers, so no password is checked (`retry_after`); for real and "
+        "unknown names alike; not with `LOCKOUT_FAIL_OPEN`.",
+        extras=frozenset({"retry_after"}),
+    ),
+    Reason(
         "account_suspended",
         403,
         _("This account is suspended."),

@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "NEVER_LOCK_NETWORKS": [],
     "ALWAYS_LOCK_NETWORKS": [],
     "COUNTER_TIMEOUT": timedelta(milliseconds=250),
+    "LOCKOUT_FAIL_OPEN": False,
+    "REPEATED_PASSWORD_MEMORY": 3,
     "ADMIN_USER_ACTIONS": True,
     "DEVICES_ENABLED": True,
     "DEVICE_COOKIE_NAME": "auth401_device",
@@ -156,6 +158,10 @@ def _base_url(value: Any) -> bool:
         and not parts.query
         and not parts.fragment
     )
+
+
+def _password_memory(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10
 
 
 def _docs_url(value: Any) -> bool:
@@ -328,6 +334,20 @@ RULES: dict[str, Rule] = {
         "a datetime.timedelta above 0 and up to 5 seconds",
         "Connect and read timeout of each Redis counter call; when Redis does not answer in "
         "time, the process counts in the database for a few seconds.",
+    ),
+    "LOCKOUT_FAIL_OPEN": Rule(
+        _boolean,
+        "True or False",
+        "False: while no counter store can count (Redis and the database counter table both "
+        "failing), password logins answer 503 lockout_unavailable, for real and unknown names "
+        "alike; True: they are checked uncounted (the lockout is off meanwhile; auth401.W013).",
+    ),
+    "REPEATED_PASSWORD_MEMORY": Rule(
+        _password_memory,
+        "an int from 0 to 10",
+        "A wrong password equal to one of the last N wrong ones of every counter of the attempt "
+        "(within FAILURE_WINDOW) is answered as always but not counted again (a client retrying "
+        "a stale saved password); 0: every wrong password counts.",
     ),
     "ADMIN_USER_ACTIONS": Rule(
         _boolean,

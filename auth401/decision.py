@@ -100,13 +100,16 @@ def decide(
     if dry_run and username is None:  # any name from this address: its own counters only
         keys = [key for key in keys if key.kind == "ip"]
 
-    attempt = lockout.new_attempt()
+    # The attempt is named by its password fingerprint, computed once: identical attempts
+    # share one place in flight, and a remembered wrong one is not counted again.
+    attempt = lockout.fingerprint(str(username), user, password)
     # One event for this attempt, built once: whichever outcome is recorded (a refusal, a
     # wrong password, the lock it causes) is this event with its code; they share its id.
     wrong = events.build(
         request, "credentials_invalid", 401, scheme=scheme, username=username, user_id=user_id
     )
     refusals = {kind: events.retag(wrong, code) for kind, code in lockout.REFUSAL_CODES.items()}
+    refusals["repeat"] = {**wrong, "note": lockout.REPEAT_NOTE}
     answer = lockout.peek_begin(keys) if dry_run else lockout.begin(keys, attempt, refusals)
     if answer.locked is not None:
         code = lockout.REFUSAL_CODES[answer.locked.kind]
@@ -121,14 +124,21 @@ def decide(
         verdict.recorded = True
         events.announce(request, verdict.failure, refusals[answer.locked.kind])
         if answer.lock is not None:  # decided by this call: mirrored like any other
-            mirror(
-                request,
-                [answer.lock],
-                username=str(username),
-                user=user,
-                ip=ip,
-                store=answer.store,
-            )
+            mirror(request, [answer.lock], username=str(username), user=user, ip=ip)
+        return verdict
+    if answer.repeat:
+        # A wrong password the counters remember: the same answer, no check, not counted.
+        verdict.step("lock check", "repeat: a wrong password seen lately, not counted again")
+        verdict.failure = Auth401Error("credentials_invalid", scheme=scheme)
+        verdict.failure.event_id = refusals["repeat"]["event_id"]
+        verdict.recorded = True
+        events.announce(request, verdict.failure, refusals["repeat"])
+        return verdict
+    if answer.unavailable:
+        verdict.step("lock check", "refused: no counter store answers")
+        verdict.failure = Auth401Error(
+            "lockout_unavailable", scheme=scheme, retry_after=lockout.UNAVAILABLE_RETRY_AFTER
+        )
         return verdict
     if answer.busy:
         verdict.step("lock check", "busy: the in-flight bound is full")
@@ -179,7 +189,7 @@ def decide(
         failure.event_id = event["event_id"]
         events.announce(request, failure, event)
         verdict.recorded = True
-        mirror(request, locks, username=str(username), user=user, ip=ip, store=answer.store)
+        mirror(request, locks, username=str(username), user=user, ip=ip)
         return verdict
     if not dry_run:
         lockout.released(answer, keys, attempt)
@@ -199,27 +209,24 @@ def mirror(
     username: str,
     user: Any,
     ip: str | None,
-    store: Any = None,
 ) -> None:
-    """After the answer: write the new locks where the database store and the admin see
-    them (``FailureCounter``), with an ``auto_lock`` event each.
+    """After the answer: an ``auto_lock`` event per new lock (the counter row of the lock is
+    written by the counter store).
 
-    The worker does the same for real and unknown names: one mirror and one event per lock.
-    When Redis decided the lock, the event goes to the stream and the drain applies an
-    account's lock to its ``AccountStatus`` (``drain.apply_account_locks``), so no account-only
-    work follows the answer that locked it.  With the database store (no stream), the
-    account's lock is applied here."""
+    The worker does the same for real and unknown names: one event per lock.  When Redis
+    decided the lock, the event goes to the stream and the drain applies an account's lock to
+    its ``AccountStatus`` (``accounts.apply_auto_locks``), so no account-only work follows the
+    answer that locked it.  With the database store (no stream), the account's lock is
+    applied here."""
     if not locks:
         return
-    in_redis = store is not None and store is not counters.database_store()
+    in_redis = counters.stream() is not None and counters.redis_available()
     # The owner's email links back to the site as this request reached it.
     base = notify.base_url(request) if app_settings.NOTIFY_OWNER else None
 
     def write() -> None:
-        now = counters.now_ms()
         held: list[events.Event] = []
         for lock in locks:
-            counters.database_store().mirror_lock(lock.key.name, now + lock.ms, lock.level)
             note = f"Locked automatically after {lock.failures} failed logins"
             if lock.key.kind == "ip":
                 event = events.build(None, "auto_lock", None, ip=ip, note=note + " (address)")
@@ -244,11 +251,11 @@ def mirror(
 
 def _to_stream(held: list[events.Event]) -> bool:
     """Append ``held`` to the Redis stream (the drain writes them); False when Redis fails."""
-    redis = counters.redis_store()
-    if redis is None or not counters.circuit.closed():
+    stream = counters.stream()
+    if stream is None or not counters.redis_available():
         return False
     try:
-        redis.append(held)
+        stream.append(held)
     except Exception as exc:  # redis-py raises many types; none may reach the user
         counters.circuit.trip(exc)
         return False

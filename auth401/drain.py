@@ -46,7 +46,7 @@ def consumer_name() -> str:
 def write_events(events: list[dict]) -> int:
     """Insert the rows of ``events`` not written yet (by ``event_id``); apply the failures
     they counted to the database counters.  Answers how many rows were new."""
-    from .counters import database_store
+    from .counters import get_store
     from .counters.database import event_row
 
     if not events:
@@ -80,7 +80,7 @@ def write_events(events: list[dict]) -> int:
         AuthEvent.objects.bulk_create(rows, ignore_conflicts=True)
     if counts:
         try:
-            database_store().add_failures(dict(counts))
+            get_store().add_failures(dict(counts))
         except Exception:
             logger.exception("auth401: drained failure counts could not be added")
     return len(rows)
@@ -124,22 +124,15 @@ def drain_once(count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
     """Move up to about ``count`` events (this consumer's own unacknowledged ones, those of
     consumers idle for ``claim_idle_ms``, then new ones) into ``AuthEvent``.  Answers how
     many events were handled; 0 without Redis."""
-    from .counters import redis_store
+    from .counters import stream
 
-    store = redis_store()
+    store = stream()
     if store is None:
         return 0
-    client = store.client
     store.ensure_group(GROUP)
     consumer = consumer_name()
     handled = 0
-    own = client.xreadgroup(GROUP, consumer, {store.stream: "0"}, count=count)
-    entries = list(own[0][1]) if own else []
-    if claim_idle_ms is not None:
-        claimed = client.xautoclaim(
-            store.stream, GROUP, consumer, claim_idle_ms, start_id="0-0", count=count
-        )
-        entries += list(claimed[1])
+    entries = store.pending(GROUP, consumer, count, claim_idle_ms)
     dropped, fresh = store.read(GROUP, consumer, count)
     entries += fresh
     if dropped:
@@ -152,10 +145,7 @@ def drain_once(count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
         return 0
     ids, events = _decode(entries)
     apply(events)
-    pipe = client.pipeline(transaction=False)
-    pipe.xack(store.stream, GROUP, *ids)
-    pipe.xdel(store.stream, *ids)
-    pipe.execute()
+    store.ack(GROUP, ids)
     handled += len(ids)
     return handled
 
@@ -167,17 +157,12 @@ FORGET_IDLE_MS = 3_600_000
 
 def forget_idle_consumers() -> int:
     """Remove consumers of exited processes (nothing pending, idle for an hour)."""
-    from .counters import redis_store
+    from .counters import stream
 
-    store = redis_store()
+    store = stream()
     if store is None:
         return 0
-    forgotten = 0
-    for consumer in store.client.xinfo_consumers(store.stream, GROUP):
-        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > FORGET_IDLE_MS:
-            store.client.xgroup_delconsumer(store.stream, GROUP, consumer["name"])
-            forgotten += 1
-    return forgotten
+    return store.forget_idle_consumers(GROUP, FORGET_IDLE_MS)
 
 
 def drain(limit: int | None = None, claim_idle_ms: int = CLAIM_IDLE_MS) -> int:
@@ -199,14 +184,14 @@ _last = [time.monotonic()]  # the first check comes one AUDIT_BATCH_DELAY after 
 def after_response() -> None:
     """The cheap check after a response: at most once per ``AUDIT_BATCH_DELAY`` per
     process, drain when events are waiting.  Errors are logged (the events stay)."""
-    from .counters import circuit, redis_store
+    from .counters import redis_available, stream
 
     delay = app_settings.AUDIT_BATCH_DELAY.total_seconds()
     now = time.monotonic()
-    if now - _last[0] < delay or not circuit.closed():
+    if now - _last[0] < delay or not redis_available():
         return
     _last[0] = now
-    store = redis_store()
+    store = stream()
     if store is None:
         return
     try:

@@ -65,6 +65,7 @@ IDENTITYLESS = frozenset(
         "token_invalid",
         "credentials_invalid",
         "login_busy",
+        "lockout_unavailable",
     }
 )
 

@@ -16,9 +16,9 @@ Keys (``LOCKOUT_KEYS``): ``username`` -- one per account when the username names
 of the NFKC case-folded name); ``ip`` -- the client address (IPv6: its /64); ``username+ip``
 -- the pair.  Unknown usernames are counted and locked exactly like real ones.
 
-A lock decided in Redis is mirrored after the answer where the database store and the admin
-see it: the ``FailureCounter`` row (any key) and, for real accounts, ``AccountStatus``
-(``automatic=True``), so that it holds when Redis is down.
+A failure counted in Redis, and a lock it decides, is written through to the ``FailureCounter``
+row before the answer (``counters``), so that it holds when Redis is down or has lost it; for
+real accounts the lock is also shown on ``AccountStatus`` (``automatic=True``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError
+from django.db import Error as DatabaseLibraryError
+from django.utils.crypto import salted_hmac
 
 from .conf import app_settings
-from .counters import Begin, Key, Lock, database_store, get_store, lock_duration, now_ms, policy
+from .counters import Begin, Key, Lock, get_store, lock_duration, policy
 from .events import normalise_username as normalise_username
 
 logger = logging.getLogger("auth401")
@@ -44,6 +46,12 @@ logger = logging.getLogger("auth401")
 BUSY_WAITS = (0.05, 0.1, 0.2, 0.3, 0.35)
 #: ``retry_after`` of ``login_busy`` (seconds)
 BUSY_RETRY_AFTER = 1
+#: ``retry_after`` of ``lockout_unavailable`` (seconds): about when Redis is tried again
+UNAVAILABLE_RETRY_AFTER = 5
+#: the note of a repeated wrong password's event
+REPEAT_NOTE = "repeat: the same wrong password as lately, not counted again"
+#: refusals that name no one (recorded alike for real and unknown names)
+NAMELESS_CODES = frozenset({"login_busy", "lockout_unavailable"})
 
 
 def _digest(text: str) -> str:
@@ -128,13 +136,44 @@ REFUSAL_CODES = {
 
 
 def new_attempt() -> str:
+    """A random attempt id (tests, and callers with no password to fingerprint)."""
     return uuid.uuid4().hex
+
+
+#: hex digits of a password fingerprint: 32 bits
+FINGERPRINT_HEX = 8
+
+
+def fingerprint(username: str, user: Any, password: Any) -> str:
+    """The attempt's keyed, truncated password fingerprint, computed once per attempt: an
+    HMAC-SHA256 under a key derived from ``SECRET_KEY`` of the username counter and the
+    password, cut to 32 bits.  Identical attempts (same name, same password) share one
+    place in flight with it, and a wrong one remembered under it is not counted again.
+    Without ``SECRET_KEY`` it is useless for guessing; with it, 32 bits match about one
+    password in four billion, so a remembered fingerprint does not single out a wrong
+    password (typos of the right one included) from a large list, while two different
+    passwords collide among a key's few remembered ones once in about a billion tries
+    (and a collision only spares a count: the answer stays ``credentials_invalid``)."""
+    text = f"{username_key(username, user)}\0{password}"
+    digest = salted_hmac("auth401.lockout.password-fingerprint", text, algorithm="sha256")
+    return digest.hexdigest()[:FINGERPRINT_HEX]
+
+
+def forget_passwords(user: Any) -> None:
+    """A password change: the account's remembered wrong passwords are forgotten (one of
+    them may be the new password)."""
+    try:
+        get_store().forget_passwords(username_key(user.get_username(), user))
+    except Exception:
+        logger.exception("auth401: remembered wrong passwords could not be forgotten")
 
 
 def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
     """Ask for a place in flight, waiting up to about a second while the bound is full.
-    When no store answers (the database is down too), the attempt goes on uncounted rather
-    than failing with a 500 (logged)."""
+    When no store can count (Redis down and the database refusing, or the database store
+    alone failing) the attempt is refused (``Begin.unavailable``: ``lockout_unavailable``)
+    before anything tells a real name from an unknown one; with ``LOCKOUT_FAIL_OPEN`` it
+    goes on uncounted instead.  Logged either way."""
     try:
         store = get_store()
         answer = store.begin(keys, attempt, refusals)
@@ -143,9 +182,17 @@ def begin(keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
                 break
             time.sleep(pause)
             answer = store.begin(keys, attempt, refusals)
-    except DatabaseError:
-        logger.exception("auth401: the failure counters could not be read (begin)")
-        return Begin(True, store=None)
+    except DatabaseLibraryError:
+        if app_settings.LOCKOUT_FAIL_OPEN:
+            logger.exception(
+                "auth401: no counter store answers; the password is checked uncounted "
+                "(LOCKOUT_FAIL_OPEN)"
+            )
+            return Begin(True, store=None)
+        logger.exception(
+            "auth401: no counter store answers; the login is refused (lockout_unavailable)"
+        )
+        return Begin(False, unavailable=True)
     return answer
 
 
@@ -154,9 +201,6 @@ def failed(
 ) -> list[Lock]:
     """A wrong password: counted, with its event (``locked[kind]`` instead when the attempt
     locks a key of that kind), in one call; answers the new locks."""
-    counted = [k.name for k in keys]
-    event = {**event, "counted": counted}
-    locked = {kind: {**e, "counted": counted} for kind, e in locked.items()}
     try:
         return get_store().fail(keys, attempt, event, locked, admitted_by=answer.store)
     except DatabaseError:
@@ -214,16 +258,13 @@ class AddressLock:
 
 
 def locked_addresses() -> list[AddressLock]:
-    """Addresses under an automatic lock now, longest first; read from the database mirror,
-    so it works with either store."""
-    rows = database_store().locked("ip:")
-    now = now_ms()
-    counts = lock_failures([row.counter_key[3:] for row in rows])
+    """Addresses under an automatic lock now, longest first (with either store), each with
+    the failures its own ``auto_lock`` event counted."""
+    rows = get_store().locked("ip:")
+    counts = lock_failures([held.name[3:] for held in rows])
     return [
-        AddressLock(
-            row.counter_key[3:], (row.locked_until - now) / 1000, counts.get(row.counter_key[3:])
-        )
-        for row in rows
+        AddressLock(held.name[3:], held.locked_ms / 1000, counts.get(held.name[3:]))
+        for held in rows
     ]
 
 
@@ -286,9 +327,14 @@ def peek_begin(keys: list[Key]) -> Begin:
     try:
         store = get_store()
         peeked = [(key, store.peek(key.name)) for key in keys if key.lockable]
-    except DatabaseError:
+    except DatabaseLibraryError:
         logger.exception("auth401: the failure counters could not be read (peek)")
-        return Begin(True, store=None)
+        # As begin would answer when no store can count.
+        return (
+            Begin(True, store=None)
+            if app_settings.LOCKOUT_FAIL_OPEN
+            else Begin(False, unavailable=True)
+        )
     for key, seen in peeked:
         if seen.locked_ms > 0:
             return Begin(False, key, seen.locked_ms)
@@ -308,7 +354,7 @@ def would_lock(keys: list[Key]) -> list[Lock]:
     try:
         store = get_store()
         peeked = [(key, store.peek(key.name)) for key in keys if key.lockable]
-    except DatabaseError:
+    except DatabaseLibraryError:
         logger.exception("auth401: the failure counters could not be read (peek)")
         return []
     return [
@@ -328,18 +374,6 @@ def lock_address(ip: str, until_ms: int) -> None:
     store (never shortening a longer lock there) and, with Redis, in Redis too (its counters
     of that address are replaced by the database's row).  It ends like an automatic lock, or
     with ``clear``."""
-    from . import counters
-    from .models import FailureCounter
-
     key = ip_key(ip)
     level = max(1, get_store().peek(key).level)
-    database_store().mirror_lock(key, until_ms, level)
-    redis = counters.redis_store()
-    if redis is None:
-        return
-    row = FailureCounter.objects.get(counter_key=key)
-    try:
-        redis.clear(key)
-        redis.reseed([row])
-    except Exception as exc:  # redis-py raises many types: the database holds the lock
-        counters.circuit.trip(exc)  # Redis is reseeded from the database when it is back
+    get_store().lock(key, until_ms, level)

@@ -79,8 +79,9 @@ class AccountStatus(models.Model):
 class FailureCounter(models.Model):
     """Failed-login counters, checks in flight and automatic locks, one row per counter key
     (account, unknown name, client address, pair); with Redis counters, the mirror of their
-    automatic locks (what holds while Redis is down) and of drained failure counts.  Times are
-    epoch milliseconds so that one portable upsert statement can compare them everywhere.
+    failures and automatic locks (written through before each answer: what holds while Redis is
+    down or after it lost them).  Times are epoch milliseconds so that one portable upsert
+    statement can compare them everywhere.
     """
 
     counter_key = models.CharField(max_length=80, unique=True)
@@ -94,6 +95,9 @@ class FailureCounter(models.Model):
     in_flight_until = models.BigIntegerField(default=0, db_default=0)
     #: the last attempt admitted (tells an attempt whether the upsert admitted it)
     last_attempt = models.CharField(max_length=32, blank=True, default="", db_default="")
+    #: the last ``REPEATED_PASSWORD_MEMORY`` wrong passwords' fingerprints (32-bit keyed
+    #: HMACs, comma-separated, newest first; never a password): a repeat is not counted again
+    recent = models.CharField(max_length=99, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("failure counter")

@@ -42,6 +42,9 @@ def _record_password_change(sender: Any, instance: Any, created: bool, **kwargs:
     # JWTs issued before this are revoked (failure_for's password_bound); sessions are
     # Django's own business (the session auth hash), and API tokens are not password-bound.
     AccountStatus.objects.update_or_create(user=instance, defaults={"password_changed_at": now})
+    from .lockout import forget_passwords
+
+    forget_passwords(instance)
 
 
 def session_issued_at(session: Any) -> datetime:

@@ -341,6 +341,21 @@ def busy(ctx: Ctx) -> Any:
     return right_password(ctx)
 
 
+def no_store_counts(ctx: Ctx) -> Any:
+    """The database counter store refusing (Redis down too, or no Redis): no password is
+    checked."""
+    from unittest import mock
+
+    from django.db import DatabaseError
+
+    from auth401.counters.database import DatabaseCounters
+
+    ctx.make_user()
+    refuse = mock.patch.object(DatabaseCounters, "begin", side_effect=DatabaseError("refused"))
+    with refuse:
+        return right_password(ctx)
+
+
 def suspended(ctx: Ctx) -> Any:
     accounts.suspend(ctx.make_user(), reason="chargeback")
     return right_password(ctx)
@@ -630,6 +645,13 @@ SCENARIOS = (
         busy,
         overrides={"FAILURE_LIMIT": 1},
         exact={"retry_after": 1},
+    ),
+    Scenario(
+        "no-counter-store-answers",
+        "lockout_unavailable",
+        no_store_counts,
+        overrides={"COUNTER_STORE": "database"},
+        exact={"detail": "Logins cannot be checked right now.", "retry_after": 5},
     ),
     Scenario(
         "suspended",

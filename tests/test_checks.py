@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from auth401.checks import (
+    COUNTER_STORE_INFO,
     DEPLOYMENT,
     MAX_BELOW_DURATION,
     NOT_A_DICT,
@@ -82,6 +83,8 @@ WRONG_VALUES = {
     "NOTIFY_OWNER": 1,
     "NOTIFY_NEW_DEVICE": None,
     "NOTIFY_BASE_URL": "https://example.com/app/",
+    "LOCKOUT_FAIL_OPEN": "sometimes",
+    "REPEATED_PASSWORD_MEMORY": 11,
 }
 
 
@@ -261,6 +264,17 @@ def test_jwt_leeway_of_zero(settings, value):
     assert check_deployment() == [_deployment("auth401.W008")]
 
 
+def test_failing_open_states_its_risk(leeway, auth401_settings):
+    auth401_settings(LOCKOUT_FAIL_OPEN=True)
+    [warning] = check_deployment()
+    assert warning == _deployment("auth401.W013")
+    assert isinstance(warning, Warning)
+    assert "guesses without limit" in warning.msg
+    assert "lockout_unavailable" in warning.hint
+    auth401_settings(LOCKOUT_FAIL_OPEN=False)
+    assert check_deployment() == []
+
+
 @pytest.mark.parametrize("value", [3, 1.5, timedelta(seconds=5)])
 def test_jwt_leeway_of_a_few_seconds_is_fine(settings, value):
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "LEEWAY": value}
@@ -351,7 +365,7 @@ def test_every_check_id_is_documented():
     listed = set(re.findall(r"^\| `(auth401\.[EWI]\d{3})` \|", page.read_text("utf-8"), re.M))
     documented = {*WIRING, *DEPLOYMENT, *VALUE_IDS.values()}
     documented |= {UNKNOWN_KEY, NOT_A_DICT, MAX_BELOW_DURATION, OTHER_VALUE, REDIS_EVICTION}
-    documented |= {USER_LOADING}
+    documented |= {USER_LOADING, COUNTER_STORE_INFO}
     assert listed == documented
 
 
@@ -377,3 +391,19 @@ def test_notify_owner_without_auth401_urls_warns(leeway, auth401_settings, setti
     assert check_deployment() == [_deployment("auth401.W011")]
     auth401_settings(NOTIFY_OWNER=False)
     assert check_deployment() == []
+
+
+def test_counters_written_through_from_redis_need_the_upsert_too(monkeypatch, settings):
+    from django.db import connections
+
+    from auth401.checks import check_deployment
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    settings.AUTH401 = {"COUNTER_STORE": "auto"}
+    monkeypatch.setattr(connections["default"], "vendor", "mysql")
+    assert "auth401.E002" in [m.id for m in check_deployment()]

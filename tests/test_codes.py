@@ -23,6 +23,7 @@ CONTRACT_CODES = {
     "account_locked": LOCKOUT_STATUS,
     "address_locked": LOCKOUT_STATUS,
     "login_busy": 429,
+    "lockout_unavailable": 503,
     "account_suspended": 403,
     "account_inactive": 403,
     "permission_denied": 403,

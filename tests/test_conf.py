@@ -41,6 +41,8 @@ def test_defaults_are_the_contract():
         "NOTIFY_OWNER": False,
         "NOTIFY_NEW_DEVICE": False,
         "NOTIFY_BASE_URL": None,
+        "LOCKOUT_FAIL_OPEN": False,
+        "REPEATED_PASSWORD_MEMORY": 3,
     }
     assert {**contract, **beyond} == DEFAULTS
 

@@ -179,3 +179,159 @@ def test_no_keys_admits_and_still_records(store, auth401_settings):
     assert list(AuthEvent.objects.values_list("code", "username")) == [
         ("credentials_invalid", "nobody")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_keeps_the_larger_count_the_longer_lock_and_is_idempotent(redis_store, user):
+    """After an outage each key's count in Redis is the larger of the two stores' (never the
+    smaller one Redis happened to keep), and a lock decided by either holds."""
+    from auth401.models import FailureCounter
+
+    database = counters.get_store().fallback
+    keys = lockout.keys_for("alice", user, "127.0.0.1")
+    name = keys[1].name
+    for _ in range(2):  # two failures counted in Redis (and written through)
+        attempt = lockout.new_attempt()
+        answer = counters.get_store().begin(keys, attempt, {})
+        counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    assert (redis_store.peek(name).failures, database.peek(name).failures) == (2, 2)
+    # two more counted in the database alone (Redis stalled), then merged back, twice
+    FailureCounter.objects.filter(counter_key=name).update(failures=4)
+    redis_store.merge(database.rows([name]))
+    redis_store.merge(database.rows([name]))
+    assert redis_store.peek(name).failures == 4
+    # a smaller count in the database never lowers Redis's
+    FailureCounter.objects.filter(counter_key=name).update(failures=1)
+    redis_store.merge(database.rows([name]))
+    assert redis_store.peek(name).failures == 4
+    # a lock decided in the database holds in Redis, and starts a new count there
+    until = counters.now_ms() + 60_000
+    FailureCounter.objects.filter(counter_key=name).update(
+        failures=0, locked_until=until, lock_level=2
+    )
+    redis_store.merge(database.rows([name]))
+    peeked = redis_store.peek(name)
+    assert (peeked.failures, peeked.level, 59_000 < peeked.locked_ms <= 60_000) == (0, 2, True)
+
+
+@pytest.mark.django_db
+def test_failures_and_locks_decided_in_redis_are_written_through(
+    redis_store, user, auth401_settings
+):
+    auth401_settings(FAILURE_LIMIT=2)
+    redis_store = counters.redis_store()  # the store of these settings
+    database = counters.get_store().fallback
+    keys = [k for k in lockout.keys_for("alice", user, "127.0.0.1") if k.kind == "username"]
+    name = keys[0].name
+    attempt = lockout.new_attempt()
+    answer = counters.get_store().begin(keys, attempt, {})
+    assert answer.store is redis_store
+    counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    assert database.peek(name).failures == 1  # before the answer, not by the drain
+    attempt = lockout.new_attempt()
+    answer = counters.get_store().begin(keys, attempt, {})
+    [lock] = counters.get_store().fail(keys, attempt, {}, {}, admitted_by=answer.store)
+    peeked = database.peek(name)
+    assert (peeked.failures, peeked.level, peeked.locked_ms > 0) == (0, 1, True)
+
+
+REDIS_BACKENDS = {
+    "django": "django.core.cache.backends.redis.RedisCache",
+    "django-redis": "django_redis.cache.RedisCache",
+}
+
+
+@pytest.fixture(params=list(REDIS_BACKENDS))
+def any_redis_cache(request, private_redis, settings):
+    """The counter cache on this test's own redis-server, through Django's Redis cache or
+    django-redis."""
+    if request.param == "django-redis":
+        pytest.importorskip("django_redis")
+    settings.CACHES = {
+        **settings.CACHES,
+        "counters": {
+            "BACKEND": REDIS_BACKENDS[request.param],
+            "LOCATION": private_redis.url,
+            "KEY_PREFIX": "either",
+        },
+    }
+    return request.param
+
+
+@pytest.mark.parametrize("setting", ["auto", "cache"])
+@pytest.mark.django_db(transaction=True)
+def test_either_redis_client_counts_atomically_in_redis(
+    any_redis_cache, setting, private_redis, auth401_settings, user, counting_hasher
+):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from auth401.checks import check_counter_store, check_wiring
+    from tests.conftest import basic
+
+    auth401_settings(COUNTER_STORE=setting, COUNTER_CACHE="counters", FAILURE_LIMIT=5)
+    store = counters.get_store()
+    assert isinstance(store, counters.FallbackCounters)
+    assert [w.id for w in check_wiring()] == []  # no W006: it is Redis
+    [info] = check_counter_store()
+    assert info.id == "auth401.I002"
+    assert info.msg == (
+        f"The lockout counts in Redis: COUNTER_STORE is {setting!r} and the cache 'counters' is "
+        f"Redis ({any_redis_cache}); each step is one atomic script."
+    )
+    counting_hasher.reset(delay=0.02)
+    codes: list[str] = []
+    start = threading.Barrier(10)
+
+    def guess() -> None:
+        client = Client()
+        start.wait()
+        try:
+            for i in range(3):
+                password = f"guess-{threading.get_ident()}-{i}"
+                response = client.get("/api/me/", HTTP_AUTHORIZATION=basic("alice", password))
+                codes.append(response.json()["code"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(codes) == 30
+    assert counting_hasher.calls <= 5
+    assert set(codes) <= {"credentials_invalid", "account_locked", "login_busy"}
+    key = lockout.username_key("alice", user)
+    assert store.primary.peek(key).locked_ms > 0
+    assert not counters.circuit.reseed_due  # Redis answered throughout
+    names = {k.decode() for k in private_redis.client().keys("*")}
+    assert f":1:auth401:{key}:lock" in {n[len("either") :] for n in names}
+
+
+def test_auto_with_another_redis_alias_says_where_it_counts(settings, auth401_settings):
+    from auth401.checks import check_counter_store, check_deployment
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "redis": {"BACKEND": REDIS_BACKENDS["django"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "LEEWAY": timedelta(seconds=5)}
+    auth401_settings(COUNTER_STORE="auto")
+    found = [m for m in check_deployment() if m.id == "auth401.W012"]
+    assert [(m.msg, m.hint) for m in found] == [
+        (
+            "The lockout counts in the database: COUNTER_STORE is 'auto' and the cache "
+            "'default' (django.core.cache.backends.locmem.LocMemCache) is not Redis, although "
+            "the cache 'redis' is Redis.",
+            "To count in Redis, set AUTH401['COUNTER_CACHE'] = 'redis' (a dedicated, "
+            "persistent, non-evicting Redis is best); to keep the database, set "
+            "COUNTER_STORE = 'database'.",
+        )
+    ]
+    assert check_counter_store() == []  # no Redis in use: nothing to name
+    auth401_settings(COUNTER_CACHE="redis")
+    assert [m.id for m in check_deployment() if m.id == "auth401.W012"] == []
+    assert [m.id for m in check_counter_store()] == ["auth401.I002"]

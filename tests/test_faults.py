@@ -389,3 +389,218 @@ def test_redis_restarted_empty_unnoticed_locks_counts_and_levels_hold(
     )
     assert counting_hasher.calls == 1
     assert lockout.peek("dave").level == 1
+
+
+# -- no store can count: fail closed --------------------------------------------------------------
+
+
+def _refusing_counters() -> Any:
+    """The trigger (see ``counters_refuse``) as a context manager, set up after the test's
+    own writes."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def refusing() -> Any:
+        table = FailureCounter._meta.db_table
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "CREATE OR REPLACE FUNCTION auth401_refuse_counts() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION 'counter table refuses writes'; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+                cursor.execute(
+                    f"CREATE TRIGGER auth401_refuse_counts BEFORE INSERT OR UPDATE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION auth401_refuse_counts()"
+                )
+            else:
+                for verb in ("INSERT", "UPDATE"):
+                    cursor.execute(
+                        f"CREATE TRIGGER auth401_refuse_counts_{verb.lower()} BEFORE {verb} "
+                        f"ON {table} BEGIN SELECT RAISE(ABORT, 'counter table refuses writes'); "
+                        "END"
+                    )
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute(f"DROP TRIGGER IF EXISTS auth401_refuse_counts ON {table}")
+                    cursor.execute("DROP FUNCTION IF EXISTS auth401_refuse_counts()")
+                else:
+                    for verb in ("insert", "update"):
+                        cursor.execute(f"DROP TRIGGER IF EXISTS auth401_refuse_counts_{verb}")
+
+    return refusing()
+
+
+def same_answer(a: Any, b: Any) -> None:
+    """Two answers alike but for their request ids."""
+    body_a, body_b = dict(a.json()), dict(b.json())
+    body_a.pop("request_id", None), body_b.pop("request_id", None)
+    assert (a.status_code, body_a) == (b.status_code, body_b)
+    for header in ("Retry-After", "Cache-Control", "Content-Type", "WWW-Authenticate"):
+        assert a.get(header) == b.get(header), header
+
+
+@pytest.mark.parametrize("where", ["database", "redis-down"])
+@pytest.mark.parametrize("send", [login, token_login], ids=["basic", "token-endpoint"])
+def test_no_store_can_count_refuses_every_password_login_alike(
+    where, send, settings, auth401_settings, user_factory, client, counting_hasher, caplog
+):
+    """The database counter store refusing writes (alone, or with Redis down as well): no
+    password is checked, and a real name, a name locked before and an unknown name get one
+    answer.  Valid tokens and sessions are not affected."""
+    caplog.set_level(logging.ERROR, logger="auth401")
+    alice, _bob = user_factory("alice"), user_factory("bob")
+    auth401_settings(COUNTER_STORE="database", FAILURE_LIMIT=3, IP_FAILURE_LIMIT=1000)
+    for i in range(3):
+        login(client, "bob", f"guess-{i}")  # bob is locked before the outage
+    assert AccountStatus.objects.get(user=_bob).automatic
+    if where == "redis-down":
+        settings.CACHES = {
+            **settings.CACHES,
+            "counters": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": CLOSED_REDIS,
+            },
+        }
+        auth401_settings(COUNTER_STORE="cache", COUNTER_CACHE="counters")
+    token = AccessToken.for_user(alice)
+    request = None
+    with _refusing_counters():
+        counting_hasher.reset()
+        real = send(client, "alice", PASSWORD)
+        locked = send(client, "bob", PASSWORD)
+        unknown = send(client, "nobody", PASSWORD)
+        wrong = send(client, "alice", "wrong")
+        request = client.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert counting_hasher.calls == 0
+    body = assert_answer(real, "lockout_unavailable", exact={"retry_after": 5})
+    assert real.status_code == 503
+    assert body["detail"] == "Logins cannot be checked right now."
+    for other in (locked, unknown, wrong):
+        same_answer(real, other)
+    assert request.status_code == 200, request.content  # a valid token still works
+    assert any("lockout_unavailable" in r.getMessage() for r in caplog.records)
+    rows = AuthEvent.objects.filter(code="lockout_unavailable")
+    assert rows.count() == 4
+    assert set(rows.values_list("user_id", flat=True)) == {None}  # names no one, alike
+
+
+def test_failing_open_checks_the_password_uncounted(auth401_settings, user, client, caplog):
+    auth401_settings(COUNTER_STORE="database", LOCKOUT_FAIL_OPEN=True)
+    caplog.set_level(logging.ERROR, logger="auth401")
+    with _refusing_counters():
+        response = login(client, "alice", PASSWORD)
+        assert response.status_code == 200, response.content
+        for i in range(8):
+            assert_answer(login(client, "alice", f"guess-{i}"), "credentials_invalid")
+    assert any("LOCKOUT_FAIL_OPEN" in r.getMessage() for r in caplog.records)
+    assert not FailureCounter.objects.exists()
+
+
+# -- the fault matrix: at most FAILURE_LIMIT password checks whatever Redis does ------------------
+
+#: fault -> (redis-server with AOF, what happens at the fault, what happens at the recovery)
+FAULTS = {
+    "kill-9": (False, "kill", "start"),
+    "kill-9-aof": (True, "kill", "start"),
+    "sigstop": (False, "pause", "resume"),
+    "empty-restart": (False, "restart", None),
+}
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_matrix_the_limit_holds(
+    fault, workers, settings, auth401_settings, user, counting_hasher, monkeypatch
+):
+    """Wrong passwords for one account from ``workers`` threads; after the second password
+    check Redis fails (killed with or without AOF, stopped, or restarted empty); after the
+    fourth (or a second) it comes back.  Whatever store answered meanwhile, no more than
+    FAILURE_LIMIT passwords are checked, and the lock holds in Redis afterwards."""
+    import threading
+    import time as _time
+    from datetime import timedelta
+
+    from django.test import Client
+
+    from auth401 import counters
+    from tests.redis_server import RedisServer, free_port
+
+    aof, at_fault, at_recovery = FAULTS[fault]
+    server = RedisServer(free_port(2), appendonly=aof).start()
+    settings.CACHES = {
+        **settings.CACHES,
+        "counters": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "KEY_PREFIX": "matrix",
+        },
+    }
+    auth401_settings(
+        COUNTER_STORE="cache",
+        COUNTER_CACHE="counters",
+        FAILURE_LIMIT=5,
+        IP_FAILURE_LIMIT=1000,
+        AUDIT_BATCH_DELAY=timedelta(seconds=1),  # the default: the drain runs once a second
+    )
+    monkeypatch.setattr(counters, "REDIS_RETRY_AFTER", 0.3)
+    counting_hasher.reset(delay=0.03)
+    stop = threading.Event()
+    answers: list[str] = []
+    guard = threading.Lock()
+
+    def attack() -> None:
+        client = Client()
+        try:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                response = login(client, "alice", f"guess-{threading.get_ident()}-{i}")
+                with guard:
+                    answers.append(response.json()["code"])
+        finally:
+            connection.close()
+
+    def wait_for(calls: int, seconds: float) -> None:
+        deadline = _time.monotonic() + seconds
+        while counting_hasher.calls < calls and _time.monotonic() < deadline:
+            _time.sleep(0.002)
+
+    threads = [threading.Thread(target=attack) for _ in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(2, 10)
+        if at_fault == "restart":
+            server.kill()
+            server.start()
+        else:
+            getattr(server, at_fault)()
+        at = [counting_hasher.calls]
+        wait_for(4, 1.0)
+        at.append(counting_hasher.calls)
+        if at_recovery:
+            getattr(server, at_recovery)()
+        _time.sleep(1.5)  # the circuit half-opens; Redis answers again, merged
+        stop.set()
+        for thread in threads:
+            thread.join()
+        checks = counting_hasher.calls
+        print(
+            f"\nFAULT-MATRIX {fault} workers={workers} checks={checks} (at the fault "
+            f"{at[0]}, at the recovery {at[1]}) answers={len(answers)}"
+        )
+        assert checks <= 5, (checks, answers)
+        assert answers.count("credentials_invalid") <= 4
+        # Redis answers again and holds the lock (the merge or its own decision)
+        counters.circuit.reset()
+        assert_answer(login(Client(), "alice", PASSWORD), "account_locked")
+        key = lockout.username_key("alice", user)
+        assert counters.redis_store().peek(key).locked_ms > 0
+        assert counting_hasher.calls == checks
+    finally:
+        stop.set()
+        server.stop()

@@ -49,8 +49,9 @@ def test_fifty_concurrent_guesses_check_the_password_at_most_five_times(
         client = APIClient()
         start.wait()
         try:
-            for _ in range(5):
-                response = login(client, "alice", "wrong-guess")
+            for i in range(5):
+                # different passwords: identical ones share one place in flight
+                response = login(client, "alice", f"wrong-{threading.get_ident()}-{i}")
                 answers.append((response.status_code, code(response)))
         finally:
             connection.close()
@@ -596,3 +597,70 @@ def test_a_count_already_at_the_limit_locks_at_the_next_attempt(
     assert counting_hasher.calls == 1
     assert_answer(login(client, "ghost", "wrong-7"), "credentials_invalid")
     assert lockout.peek("ghost").failures == 1
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db(transaction=True)
+def test_a_repeated_wrong_password_counts_once(
+    store, counting_hasher, user, api_client, auth401_settings
+):
+    """A client retrying a stale password: the same wrong password FAILURE_LIMIT + 3 times
+    is answered credentials_invalid each time, recorded (with a repeat note), counted once
+    and checked once; the right password then logs in.  The remembered fingerprints are
+    forgotten when the password changes."""
+    auth401_settings(COUNTER_STORE=store, REPEATED_PASSWORD_MEMORY=3, FAILURE_LIMIT=5)
+    from auth401 import drain
+
+    counting_hasher.reset()  # not the user's creation
+
+    answers = [code(login(api_client, "alice", "old-password")) for _ in range(8)]
+    assert answers == ["credentials_invalid"] * 8
+    assert counting_hasher.calls == 1
+    assert lockout.peek("alice").failures == 1
+    assert login(api_client, "alice", PASSWORD).status_code == 200
+    drain.drain()
+    rows = AuthEvent.objects.filter(code="credentials_invalid").order_by("created_at")
+    assert [r.note for r in rows] == [""] + [lockout.REPEAT_NOTE] * 7
+    # the last three different wrong passwords are remembered, older ones count again
+    answers = [code(login(api_client, "alice", g)) for g in ("a-1", "a-2", "a-3", "old-password")]
+    assert answers == ["credentials_invalid"] * 3 + ["account_locked"]
+    # old-password had dropped out of the last three: it counts again, the fifth failure
+    assert code(login(api_client, "alice", PASSWORD)) == "account_locked"
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db(transaction=True)
+def test_a_password_change_forgets_the_remembered_wrong_passwords(
+    store, counting_hasher, user, api_client, auth401_settings
+):
+    auth401_settings(COUNTER_STORE=store, REPEATED_PASSWORD_MEMORY=3, FAILURE_LIMIT=5)
+    counting_hasher.reset()  # not the user's creation
+    assert code(login(api_client, "alice", "next-password-1")) == "credentials_invalid"
+    assert code(login(api_client, "alice", "next-password-1")) == "credentials_invalid"
+    assert counting_hasher.calls == 1
+    user.set_password("next-password-1")
+    user.save()
+    assert login(api_client, "alice", "next-password-1").status_code == 200
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.django_db(transaction=True)
+def test_identical_attempts_share_one_place_in_flight(
+    store, live_server, user_factory, counting_hasher, auth401_settings
+):
+    """20 parallel right passwords all log in (no login_busy); 20 parallel copies of one
+    wrong password count once."""
+    from tests.test_backends import fetch, in_parallel
+
+    auth401_settings(
+        COUNTER_STORE=store, FAILURE_LIMIT=5, IP_FAILURE_LIMIT=1000, REPEATED_PASSWORD_MEMORY=3
+    )
+    user_factory("fresh")
+    counting_hasher.reset(delay=0.02)
+    url = f"{live_server.url}/api/me/"
+    answers = in_parallel([lambda: fetch(url, "fresh", PASSWORD)] * 20)
+    assert [status for status, _, _ in answers] == [200] * 20, answers
+    answers = in_parallel([lambda: fetch(url, "fresh", "stale-password")] * 20)
+    assert {body["code"] for _, body, _ in answers} == {"credentials_invalid"}
+    assert lockout.peek("fresh").failures == 1
+    assert lockout.peek("fresh").in_flight == 0

@@ -86,7 +86,7 @@ def test_error_component_has_the_contract_members(openapi, client, db):
 def test_protected_operations_document_401_and_403(openapi, client, db, url):
     schema = fetch_schema(client)
     responses = schema["paths"][url]["get"]["responses"]
-    assert set(responses) == {"200", "401", "403", "429"}  # 429: login_busy
+    assert set(responses) == {"200", "401", "403", "429", "503"}  # login_busy, lockout_unavailable
     for status in ("401", "403"):
         assert responses[status]["content"] == {"application/json": {"schema": ERROR_REF}}
         for reason in REASONS:
@@ -136,7 +136,7 @@ def test_auth401_classes_are_security_schemes(openapi, client, db):
 def test_lockout_status_429_gets_its_own_response(openapi, client, db, auth401_settings):
     auth401_settings(LOCKOUT_STATUS_CODE=429)
     responses = fetch_schema(client)["paths"]["/api/me/"]["get"]["responses"]
-    assert set(responses) == {"200", "401", "403", "429"}
+    assert set(responses) == {"200", "401", "403", "429", "503"}
     assert "`account_locked`" in responses["429"]["description"]
     assert "`account_locked`" not in responses["403"]["description"]
     assert set(responses["429"]["headers"]) == {
@@ -228,10 +228,10 @@ def generate() -> dict:
 
 def test_only_operations_that_authenticate_or_check_permissions(openapi):
     paths = generate()["paths"]
-    assert set(paths["/protected/"]["get"]["responses"]) == {"200", "401", "403", "429"}
+    assert set(paths["/protected/"]["get"]["responses"]) == {"200", "401", "403", "429", "503"}
     assert set(paths["/open/"]["get"]["responses"]) == {"200"}
     # AllowAny still authenticates: a bad token or a suspended account is refused.
-    assert set(paths["/allow-any/"]["get"]["responses"]) == {"200", "401", "403", "429"}
+    assert set(paths["/allow-any/"]["get"]["responses"]) == {"200", "401", "403", "429", "503"}
 
 
 def test_an_operations_own_response_is_kept(openapi):
@@ -260,7 +260,7 @@ def test_swagger_ui_loads_nothing_from_a_cdn(docs_apps, client, db):
 def test_token_views_document_their_400(openapi, client, db, url):
     schema = fetch_schema(client)
     responses = schema["paths"][url]["post"]["responses"]
-    assert set(responses) == {"200", "400", "401", "403", "429"}  # 429: login_busy
+    assert set(responses) == {"200", "400", "401", "403", "429", "503"}  # 429, 503: the lockout
     ref = {"$ref": "#/components/schemas/Auth401TokenRequestError"}
     assert responses["400"]["content"] == {"application/json": {"schema": ref}}
     assert ref_target(schema, ref) == {

@@ -240,9 +240,9 @@ def test_schema_composes_with_drf_standardized_errors(standardized, settings):
         ours = schema["paths"][url]["post"]["responses"]
         assert {"400", "405", "415", "500"} <= set(theirs)
         # every response drf-standardized-errors documents stays, as it documents it, but
-        # 401, 403 and 429 (login_busy), which are auth401's answers
-        assert set(ours) == set(theirs) | {"401", "403", "429"}
-        for status in set(theirs) - {"401", "403", "429"}:
+        # 401, 403, 429 (login_busy) and 503 (lockout_unavailable), which are auth401's
+        assert set(ours) == set(theirs) | {"401", "403", "429", "503"}
+        for status in set(theirs) - {"401", "403", "429", "503"}:
             assert ours[status] == theirs[status], (url, status)
         for status in ("401", "403"):
             assert ours[status]["content"] == {"application/json": {"schema": ref}}
@@ -258,7 +258,7 @@ def test_schema_without_the_fallback_is_drf_standardized_errors_own_rule(auth401
     documents nothing; auth401's 401/403 stay."""
     auth401_settings(RESPONSE_FORMAT="standardized_errors")
     things = _schema(StandardizedAutoSchema)["paths"]["/api/things/"]["post"]["responses"]
-    assert set(things) == {"200", "401", "403", "429"}
+    assert set(things) == {"200", "401", "403", "429", "503"}
 
 
 @pytest.mark.django_db

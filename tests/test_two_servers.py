@@ -240,7 +240,10 @@ def _flood_two_servers(
                 if i is None:
                     return
                 try:
-                    answer = _request(ports[i % 2], i, username, f"two-servers-{run}-{i:03d}")
+                    # Different wrong passwords: a repeated one would count once
+                    # (REPEATED_PASSWORD_MEMORY) and identical ones share a place in flight.
+                    request_id, guess = f"two-servers-{run}-{i:03d}", f"{WRONG}-{i}"
+                    answer = _request(ports[i % 2], i, username, request_id, password=guess)
                 except BaseException as exc:  # reported by the test, never lost in a thread
                     errors.append(exc)
                     return

@@ -40,8 +40,9 @@ logger = logging.getLogger("auth401")
 
 #: Rows in each "top" table of the dashboard.
 DASHBOARD_TOP = 10
-#: The HTTP statuses of failures (429 with LOCKOUT_STATUS_CODE = 429, and login_busy).
-FAILURE_STATUSES = (401, 403, 429)
+#: The HTTP statuses of failures (429 with LOCKOUT_STATUS_CODE = 429, and login_busy; 503:
+#: lockout_unavailable).
+FAILURE_STATUSES = (401, 403, 429, 503)
 #: Locked accounts listed on the dashboard (the AccountStatus list has them all).
 DASHBOARD_LOCKED = 100
 

@@ -59,6 +59,8 @@ STATUS_TEXT = {
     "account may not be used. Sending the same credentials again will not help.",
     429: "Too many login attempts at once, or (with `LOCKOUT_STATUS_CODE = 429`) too many "
     "failed logins: retry after `Retry-After` seconds.",
+    503: "No password was checked: the failed-login counters cannot be reached right now. "
+    "Retry after `Retry-After` seconds; tokens and sessions keep working.",
 }
 
 _CODE_REF = {"$ref": f"#/components/schemas/{CODE_COMPONENT}"}

@@ -27,9 +27,10 @@ from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
+from auth401.conf import app_settings
 from auth401.models import AuthEvent, FailureCounter
 
-from . import Begin, Key, Lock, Peek, lock_duration, now_ms, policy
+from . import Begin, Held, Key, Lock, Peek, lock_duration, now_ms, policy
 
 logger = logging.getLogger("auth401")
 
@@ -137,6 +138,42 @@ def insert_events(conn: Any, cursor: Any, events: list[dict]) -> None:
     )
 
 
+def _repeated(fingerprint: str, recents: list[str]) -> bool:
+    """Whether a wrong password's fingerprint is one every counter remembers."""
+    if not app_settings.REPEATED_PASSWORD_MEMORY or not fingerprint or not recents:
+        return False
+    return all(fingerprint in (recent or "").split(",") for recent in recents)
+
+
+def _remember(conn: Any, t: str, memory: int) -> tuple[str, str]:
+    """SQL for an upsert that counts a wrong password unless the row remembers its
+    fingerprint (``excluded.recent``), and remembers it (newest first, the last ``memory``
+    kept; both forgotten with the window): SET clauses with 5 parameters (``_params``)."""
+    q = conn.ops.quote_name
+
+    def col(name: str) -> str:
+        return f"{t}.{q(name)}"
+
+    keep = max(0, memory * 9 - 1)
+    over = f"{col('window_ends')} <= %s"
+    seen = f"(',' || {col('recent')} || ',') LIKE %s"
+    sets = (
+        f"{q('failures')} = CASE WHEN {over} THEN 1 WHEN {seen} THEN {col('failures')} "
+        f"ELSE {col('failures')} + 1 END, "
+        f"{q('recent')} = CASE WHEN {over} THEN excluded.{q('recent')} "
+        f"WHEN {seen} THEN {col('recent')} "
+        f"ELSE substr(excluded.{q('recent')} || ',' || {col('recent')}, 1, {keep}) END, "
+        f"{q('window_ends')} = CASE WHEN {over} "
+        f"THEN excluded.{q('window_ends')} ELSE {col('window_ends')} END"
+    )
+    return sets, ""
+
+
+def _params(now: int, fingerprint: str) -> list[Any]:
+    pattern = f"%,{fingerprint},%" if fingerprint else "%,~,%"
+    return [now, pattern, now, pattern, now]
+
+
 class DatabaseCounters:
     """Counters, checks in flight and locks in the ``FailureCounter`` table."""
 
@@ -158,8 +195,18 @@ class DatabaseCounters:
         )
         return ", ".join(q(n) for n in names)
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        return _without_events_if_refused(self._begin, keys, attempt, refusals)
+    def begin(
+        self,
+        keys: list[Key],
+        attempt: str,
+        refusals: dict[str, dict],
+        *,
+        reserved: dict[str, int] | None = None,
+    ) -> Begin:
+        """``reserved``: places in flight per key that this table does not hold (attempts
+        Redis admitted before it failed, outcome not known yet): admitted only when
+        *failures + in flight + reserved* stay below the limit."""
+        return _without_events_if_refused(self._begin, keys, attempt, refusals, reserved or {})
 
     def fail(
         self,
@@ -175,7 +222,9 @@ class DatabaseCounters:
         admitted it and failed since)."""
         return _without_events_if_refused(self._fail, keys, attempt, event, locked, held)
 
-    def _begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+    def _begin(
+        self, keys: list[Key], attempt: str, refusals: dict[str, dict], reserved: dict[str, int]
+    ) -> Begin:
         """One upsert over the keys, in key order: each row is reset when its window or
         in-flight period is over, and gets the attempt in flight when it is not locked and
         *failures + in flight* stays below its limit (``last_attempt`` then names it).  An
@@ -201,9 +250,18 @@ class DatabaseCounters:
                 f"excluded.{q('last_attempt')} <> '' AND {col('locked_until')} <= %s AND "
                 f"({live_failures}) + ({live_flight}) < CASE {col('counter_key')} {limits} END"
             )
+            # An identical attempt (same fingerprint) in flight here: this one shares its place.
+            same = (
+                f"excluded.{q('last_attempt')} <> '' AND {col('locked_until')} <= %s AND "
+                f"{col('in_flight_until')} > %s AND "
+                f"{col('last_attempt')} = excluded.{q('last_attempt')}"
+            )
+            admit = f"(({admit}) OR ({same}))"
             admit_params: list[Any] = [now, now, now]
             for key in ordered:
-                admit_params += [key.name, key.limit]
+                admit_params += [key.name, key.limit - reserved.get(key.name, 0)]
+            admit_params += [now, now]
+            same_params: list[Any] = [now, now]
             values = ", ".join(["(%s, 0, 0, 0, 0, %s, %s, %s)"] * len(ordered))
             params: list[Any] = []
             for key in ordered:
@@ -216,17 +274,17 @@ class DatabaseCounters:
                 f"{q('failures')} = {live_failures}, "
                 f"{q('window_ends')} = CASE WHEN {col('window_ends')} > %s "
                 f"THEN {col('window_ends')} ELSE 0 END, "
-                f"{q('in_flight')} = CASE WHEN {admit} THEN ({live_flight}) + 1 "
-                f"ELSE {live_flight} END, "
+                f"{q('in_flight')} = CASE WHEN {same} THEN {live_flight} "
+                f"WHEN {admit} THEN ({live_flight}) + 1 ELSE {live_flight} END, "
                 f"{q('in_flight_until')} = CASE WHEN {admit} THEN %s "
                 f"WHEN {col('in_flight_until')} > %s THEN {col('in_flight_until')} ELSE 0 END, "
                 f"{q('last_attempt')} = CASE WHEN {admit} THEN excluded.{q('last_attempt')} "
                 f"ELSE {col('last_attempt')} END "
                 f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
-                f"{q('lock_level')}, {q('last_attempt')}"
+                f"{q('lock_level')}, {q('last_attempt')}, {q('recent')}"
             )
             params += [now, now]  # failures, window_ends
-            params += [*admit_params, now, now]  # in_flight
+            params += [*same_params, now, *admit_params, now, now]  # in_flight
             params += [*admit_params, now + SLOT_TTL_MS, now]  # in_flight_until
             params += admit_params  # last_attempt
             cursor.execute(sql, params)
@@ -235,23 +293,25 @@ class DatabaseCounters:
             held = [k.name for k in lockable if rows[k.name][3] == attempt]
             refusal: Begin | None = None
             for key in lockable:
-                failures, locked_until, level, _ = rows[key.name]
+                failures, locked_until, level, _, _ = rows[key.name]
                 if locked_until > now:
                     refusal = Begin(False, key, locked_until - now, store=self)
                     break
             if refusal is None:
                 for key in lockable:
-                    failures, locked_until, level, _ = rows[key.name]
+                    failures, locked_until, level, _, _ = rows[key.name]
                     if failures >= key.limit:
                         # Confirmed failures at the limit without a lock (counted in Redis
                         # and drained here): the lock is due now.
                         lock = self._lock(conn, cursor, key, (failures, locked_until, level), now)
                         refusal = Begin(False, key, lock.ms, store=self, lock=lock)
                         break
+            if refusal is None and _repeated(attempt, [rows[k.name][4] for k in keys]):
+                refusal = Begin(False, store=self, repeat=True)
             if refusal is not None or len(held) < len(lockable):
                 self._give_back(conn, cursor, held)
             if refusal is not None:
-                kind = refusal.locked.kind if refusal.locked is not None else ""
+                kind = refusal.locked.kind if refusal.locked is not None else "repeat"
                 insert_events(conn, cursor, [refusals.get(kind, {})])
                 return refusal
             if len(held) < len(lockable):
@@ -310,23 +370,30 @@ class DatabaseCounters:
                 return f"{t}.{q(name)}"
 
             ordered = sorted({k.name for k in keys})
-            values = ", ".join(["(%s, 1, %s, 0, 0, 0, 0, '')"] * len(ordered))
+            memory = app_settings.REPEATED_PASSWORD_MEMORY
+            fingerprint = attempt if memory else ""
+            remembered = {r.counter_key: r.recent for r in self.rows(ordered)}
+            if _repeated(attempt, [remembered.get(name, "") for name in ordered]):
+                # The same wrong password failed meanwhile (an identical attempt in flight):
+                # its place back, not counted again, its repeat event recorded.
+                if held:
+                    self._give_back(conn, cursor, [k.name for k in keys if k.lockable])
+                insert_events(conn, cursor, [locked.get("repeat", event)])
+                return locks
+            values = ", ".join(["(%s, 1, %s, 0, 0, 0, 0, '', %s)"] * len(ordered))
             params: list[Any] = []
             for name in ordered:
-                params += [name, now + window]
+                params += [name, now + window, fingerprint]
             back = "1" if held else "0"
+            sets, _ = _remember(conn, t, memory)
             cursor.execute(
-                f"INSERT INTO {t} ({self._columns(conn)}) VALUES {values} "
-                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
-                f"{q('failures')} = CASE WHEN {col('window_ends')} <= %s THEN 1 "
-                f"ELSE {col('failures')} + 1 END, "
-                f"{q('window_ends')} = CASE WHEN {col('window_ends')} <= %s "
-                f"THEN excluded.{q('window_ends')} ELSE {col('window_ends')} END, "
+                f"INSERT INTO {t} ({self._columns(conn)}, {q('recent')}) VALUES {values} "
+                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET {sets}, "
                 f"{q('in_flight')} = CASE WHEN {col('in_flight')} >= {back} "
                 f"THEN {col('in_flight')} - {back} ELSE 0 END "
                 f"RETURNING {q('counter_key')}, {q('failures')}, {q('locked_until')}, "
                 f"{q('lock_level')}",
-                [*params, now, now],
+                [*params, *_params(now, fingerprint)],
             )
             rows = {row[0]: row[1:] for row in cursor.fetchall()}
             for key in keys:
@@ -362,21 +429,59 @@ class DatabaseCounters:
             t, q = self._names(conn)
             cursor.execute(f"DELETE FROM {t} WHERE {q('counter_key')} = %s", [key])
 
-    def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
-        """Write a lock decided in Redis where the database store (and the dashboard) see
-        it: never shortens a longer lock already there."""
+    def settle(self, keys: list[Key], locks: list[Lock], attempt: str = "") -> None:
+        """Write through what Redis has just decided, in one transaction: one failure more on
+        each of ``keys`` (a new window when the last one is over), and ``locks`` (never
+        shortening a longer lock already here; the lock starts a new count).  The database
+        then knows at least what Redis knows, should Redis lose it."""
+        if not keys and not locks:
+            return
+        now = now_ms()
+        window = policy()[0]
         with _transaction() as (conn, cursor):
             t, q = self._names(conn)
-            cursor.execute(
-                f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, 0, 0, %s, %s, 0, 0, '') "
-                f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
-                f"{q('failures')} = 0, {q('window_ends')} = 0, "
-                f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
-                f"THEN {t}.{q('locked_until')} ELSE %s END, "
-                f"{q('lock_level')} = CASE WHEN {t}.{q('lock_level')} > %s "
-                f"THEN {t}.{q('lock_level')} ELSE %s END",
-                [key, until_ms, level, until_ms, until_ms, level, level],
-            )
+
+            def col(name: str) -> str:
+                return f"{t}.{q(name)}"
+
+            ordered = sorted({k.name for k in keys})
+            if ordered:
+                memory = app_settings.REPEATED_PASSWORD_MEMORY
+                fingerprint = attempt if memory else ""
+                values = ", ".join(["(%s, 1, %s, 0, 0, 0, 0, '', %s)"] * len(ordered))
+                params: list[Any] = []
+                for name in ordered:
+                    params += [name, now + window, fingerprint]
+                sets, _ = _remember(conn, t, memory)
+                cursor.execute(
+                    f"INSERT INTO {t} ({self._columns(conn)}, {q('recent')}) VALUES {values} "
+                    f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET {sets}",
+                    [*params, *_params(now, fingerprint)],
+                )
+            for lock in sorted(locks, key=lambda lock: lock.key.name):
+                self._mirror(conn, cursor, lock.key.name, now + lock.ms, lock.level)
+
+    def _mirror(self, conn: Any, cursor: Any, key: str, until_ms: int, level: int) -> None:
+        """A lock decided in Redis, where this store (and the dashboard) see it: never
+        shortens a longer lock already there."""
+        t, q = self._names(conn)
+        cursor.execute(
+            f"INSERT INTO {t} ({self._columns(conn)}) VALUES (%s, 0, 0, %s, %s, 0, 0, '') "
+            f"ON CONFLICT ({q('counter_key')}) DO UPDATE SET "
+            f"{q('failures')} = 0, {q('window_ends')} = 0, "
+            f"{q('locked_until')} = CASE WHEN {t}.{q('locked_until')} > %s "
+            f"THEN {t}.{q('locked_until')} ELSE %s END, "
+            f"{q('lock_level')} = CASE WHEN {t}.{q('lock_level')} > %s "
+            f"THEN {t}.{q('lock_level')} ELSE %s END",
+            [key, until_ms, level, until_ms, until_ms, level, level],
+        )
+
+    def lock(self, key: str, until_ms: int, level: int) -> None:
+        self.mirror_lock(key, until_ms, level)
+
+    def mirror_lock(self, key: str, until_ms: int, level: int) -> None:
+        with _transaction() as (conn, cursor):
+            self._mirror(conn, cursor, key, until_ms, level)
 
     def add_failures(self, counts: dict[str, int]) -> None:
         """Failures counted in Redis, added to the database's counters by the drain, so that
@@ -419,13 +524,24 @@ class DatabaseCounters:
             )
         )
 
-    def locked(self, prefix: str) -> list[FailureCounter]:
-        """Counter rows under a lock now whose key starts with ``prefix``."""
-        return list(
-            FailureCounter.objects.filter(
-                counter_key__startswith=prefix, locked_until__gt=now_ms()
-            ).order_by("-locked_until")
-        )
+    def forget_passwords(self, key: str) -> None:
+        with _transaction() as (conn, cursor):
+            t, q = self._names(conn)
+            cursor.execute(
+                f"UPDATE {t} SET {q('recent')} = '' WHERE {q('counter_key')} = %s", [key]
+            )
+
+    def rows(self, names: list[str]) -> list[FailureCounter]:
+        """The rows of these counter keys (to merge them into Redis)."""
+        return list(FailureCounter.objects.filter(counter_key__in=names))
+
+    def locked(self, prefix: str) -> list[Held]:
+        """Counters under a lock now whose key starts with ``prefix``, longest first."""
+        now = now_ms()
+        rows = FailureCounter.objects.filter(
+            counter_key__startswith=prefix, locked_until__gt=now
+        ).order_by("-locked_until")
+        return [Held(r.counter_key, r.locked_until - now, r.lock_level) for r in rows]
 
     def prune(self) -> int:
         """Delete rows whose window and lock are over and whose level is forgotten."""

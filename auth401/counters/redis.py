@@ -50,88 +50,132 @@ if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {now, -2} end
 _XADD = """
 local function xadd(payload)
   local seq = redis.call('INCR', KEYS[#KEYS - 1])
-  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', payload)
+  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', maxlen, '*', 'seq', seq, 'e', payload)
 end
 """
 
-# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
-# slot ttl, base, ceiling, memory, then per key (limit, lockable, refusal event).
+# The arguments of ``begin`` and ``fail``, by name: ARGV[2] is one JSON object (``_args`` in
+# Python) with the policy and, per counter, its limit, whether it may lock, and its event;
+# KEYS hold five keys per counter (n, lock, level, f, r), then the stream, seq and epoch.
+# ``a.attempt`` is the attempt's password fingerprint: identical attempts share one place in
+# flight, and ``r`` remembers the last ``a.memory_n`` wrong ones.
+_ARGS = """
+local a = cjson.decode(ARGV[2])
+local maxlen = a.maxlen
+local counters = {}
+for i, k in ipairs(a.keys) do
+  local b = (i - 1) * 5
+  counters[i] = {n = KEYS[b + 1], lock = KEYS[b + 2], level = KEYS[b + 3], f = KEYS[b + 4],
+                 r = KEYS[b + 5], limit = k.limit, lockable = k.lockable, event = k.event}
+end
+-- Whether this wrong password (its fingerprint, a.attempt) is one of the last few every
+-- counter saw: then it is not counted again (a counter that forgot it, after a password
+-- change, has it checked and counted).
+local function repeated()
+  if a.memory_n == 0 or #counters == 0 then return false end
+  for _, c in ipairs(counters) do
+    if not redis.call('LPOS', c.r, a.attempt) then return false end
+  end
+  return true
+end
+"""
+
+# The lock step, written once: the next level, its duration (doubling up to the ceiling), the
+# lock, the level remembered a while longer, and a new count.
+_LOCK = """
+local function lock(c)
+  local level = redis.call('INCR', c.level)
+  local d = math.floor(math.min(a.base * 2 ^ (level - 1), a.ceiling))
+  redis.call('SET', c.lock, level, 'PX', d)
+  redis.call('PEXPIRE', c.level, d + a.memory)
+  redis.call('DEL', c.n)
+  return level, d
+end
+"""
+
+# a: maxlen, attempt, slot_ttl, base, ceiling, memory, keys[{limit, lockable, event}] (the
+# event recorded when that counter's lock refuses the attempt).
 _BEGIN = (
     _CLOCK
     + _EPOCH
+    + _ARGS
     + _XADD
+    + _LOCK
     + """
-local nk = (#KEYS - 3) / 4
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    local ttl = redis.call('PTTL', KEYS[i * 4 + 2])
+for i, c in ipairs(counters) do
+  if c.lockable then
+    local ttl = redis.call('PTTL', c.lock)
     if ttl > 0 then
-      xadd(ARGV[8 + i * 3 + 2])
-      return {now, 0, i + 1, ttl}
+      xadd(c.event)
+      return {now, 0, i, ttl}
     end
   end
 end
 -- Confirmed failures at the limit without a lock (counted while the lockout was off, or
 -- before the limit was lowered): the lock is due now, not a busy answer until the window ends.
-for i = 0, nk - 1 do
-  local k = i * 4
-  local a = 8 + i * 3
-  if ARGV[a + 1] == '1' then
-    local failures = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
-    if failures >= tonumber(ARGV[a]) then
-      local level = redis.call('INCR', KEYS[k + 3])
-      local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
-      redis.call('SET', KEYS[k + 2], level, 'PX', d)
-      redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
-      redis.call('DEL', KEYS[k + 1])
-      xadd(ARGV[a + 2])
-      return {now, 0, i + 1, d, level, failures}
+for i, c in ipairs(counters) do
+  if c.lockable then
+    local failures = tonumber(redis.call('GET', c.n) or '0')
+    if failures >= c.limit then
+      local level, d = lock(c)
+      xadd(c.event)
+      return {now, 0, i, d, level, failures}
     end
   end
 end
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i * 4 + 4], '-inf', now)
-    local failures = tonumber(redis.call('GET', KEYS[i * 4 + 1]) or '0')
-    local flying = redis.call('ZCARD', KEYS[i * 4 + 4])
-    if failures + flying >= tonumber(ARGV[8 + i * 3]) then return {now, 0, 0, 0} end
+if repeated() then
+  xadd(a.repeat_event)
+  return {now, 2, 0, 0}
+end
+for _, c in ipairs(counters) do
+  if c.lockable then
+    redis.call('ZREMRANGEBYSCORE', c.f, '-inf', now)
+    local failures = tonumber(redis.call('GET', c.n) or '0')
+    local shared = redis.call('ZSCORE', c.f, a.attempt)
+    if not shared and failures + redis.call('ZCARD', c.f) >= c.limit then
+      return {now, 0, 0, 0}
+    end
   end
 end
-local ttl = tonumber(ARGV[4])
-for i = 0, nk - 1 do
-  if ARGV[8 + i * 3 + 1] == '1' then
-    redis.call('ZADD', KEYS[i * 4 + 4], now + ttl, ARGV[3])
-    redis.call('PEXPIRE', KEYS[i * 4 + 4], ttl)
+for _, c in ipairs(counters) do
+  if c.lockable then
+    redis.call('ZADD', c.f, now + a.slot_ttl, a.attempt)
+    redis.call('PEXPIRE', c.f, a.slot_ttl)
   end
 end
 return {now, 1, 0, 0}
 """
 )
 
-# KEYS: per key (n, lock, level, f); stream; seq; epoch.  ARGV: deadline, maxlen, attempt,
-# window, base, ceiling, memory, event, then per key (limit, lockable, the event when it locks).
+# a: maxlen, attempt, window, base, ceiling, memory, event, keys[{limit, lockable, event}]
+# (the event recorded instead when that counter locks).
 _FAIL = (
     _CLOCK
     + _EPOCH
+    + _ARGS
     + _XADD
+    + _LOCK
     + """
-local nk = (#KEYS - 3) / 4
 local out = {now, 1}
-local payload = ARGV[8]
-for i = 0, nk - 1 do
-  local k = i * 4
-  redis.call('ZREM', KEYS[k + 4], ARGV[3])
-  local n = redis.call('INCR', KEYS[k + 1])
-  if n == 1 then redis.call('PEXPIRE', KEYS[k + 1], ARGV[4]) end
-  if ARGV[9 + i * 3 + 1] == '1' and n >= tonumber(ARGV[9 + i * 3])
-      and redis.call('PTTL', KEYS[k + 2]) <= 0 then
-    local level = redis.call('INCR', KEYS[k + 3])
-    local d = math.floor(math.min(tonumber(ARGV[5]) * 2 ^ (level - 1), tonumber(ARGV[6])))
-    redis.call('SET', KEYS[k + 2], level, 'PX', d)
-    redis.call('PEXPIRE', KEYS[k + 3], d + tonumber(ARGV[7]))
-    redis.call('DEL', KEYS[k + 1])
-    if #out == 2 then payload = ARGV[9 + i * 3 + 2] end
-    table.insert(out, i + 1)
+local payload = a.event
+if repeated() then
+  for _, c in ipairs(counters) do redis.call('ZREM', c.f, a.attempt) end
+  xadd(a.repeat_event)
+  return {now, 2}
+end
+for i, c in ipairs(counters) do
+  redis.call('ZREM', c.f, a.attempt)
+  local n = redis.call('INCR', c.n)
+  if n == 1 then redis.call('PEXPIRE', c.n, a.window) end
+  if a.memory_n > 0 then
+    redis.call('LPUSH', c.r, a.attempt)
+    redis.call('LTRIM', c.r, 0, a.memory_n - 1)
+    redis.call('PEXPIRE', c.r, a.window)
+  end
+  if c.lockable and n >= c.limit and redis.call('PTTL', c.lock) <= 0 then
+    local level, d = lock(c)
+    if #out == 2 then payload = c.event end
+    table.insert(out, i)
     table.insert(out, d)
     table.insert(out, level)
     table.insert(out, n)
@@ -154,6 +198,7 @@ return {now, 1}
 # KEYS: stream; seq; epoch (unchecked: events count nothing).  ARGV: deadline, maxlen, events...
 _APPEND = (
     _CLOCK
+    + "local maxlen = ARGV[2]\n"
     + _XADD
     + """
 for i = 3, #ARGV do xadd(ARGV[i]) end
@@ -162,22 +207,27 @@ return {now, 1}
 )
 
 # KEYS: per row (n, lock, level); epoch.  ARGV: check, epoch value, then per row (failures,
-# their ttl, lock ttl, level, level ttl).  Writes only where Redis has nothing (NX); with
-# ``check`` does nothing when the epoch is already set (another process copied first); sets
-# the epoch when given one (the last batch).
-_SEED = """
+# their ttl, lock ttl, level, level ttl).  Merges the database's rows into Redis so that each
+# count is the larger of the two, the longer lock and the higher level win (a lock copied in
+# starts a new count, as it does where it was decided); idempotent.  With ``check`` does
+# nothing when the epoch is already set (another process copied first); sets the epoch when
+# given one (the last batch).
+_MERGE = """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 0 end
 for i = 0, (#KEYS - 1) / 3 - 1 do
-  local k = i * 3
+  local n, lock, level = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local a = 3 + i * 5
-  if tonumber(ARGV[a]) > 0 and tonumber(ARGV[a + 1]) > 0 then
-    redis.call('SET', KEYS[k + 1], ARGV[a], 'PX', ARGV[a + 1], 'NX')
+  local failures, failures_ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local lock_ttl, lock_level, level_ttl = tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
+  if lock_ttl > 0 and lock_ttl > redis.call('PTTL', lock) then
+    redis.call('SET', lock, lock_level, 'PX', lock_ttl)
+    redis.call('DEL', n)
   end
-  if tonumber(ARGV[a + 2]) > 0 then
-    redis.call('SET', KEYS[k + 2], ARGV[a + 3], 'PX', ARGV[a + 2], 'NX')
+  if failures > 0 and failures_ttl > 0 and failures > tonumber(redis.call('GET', n) or '0') then
+    redis.call('SET', n, failures, 'PX', failures_ttl)
   end
-  if tonumber(ARGV[a + 4]) > 0 then
-    redis.call('SET', KEYS[k + 3], ARGV[a + 3], 'PX', ARGV[a + 4], 'NX')
+  if level_ttl > 0 and tonumber(lock_level) >= tonumber(redis.call('GET', level) or '0') then
+    redis.call('SET', level, lock_level, 'PX', math.max(level_ttl, redis.call('PTTL', level)))
   end
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[#KEYS], ARGV[2]) end
@@ -234,13 +284,37 @@ def _location(alias: str) -> tuple[str, dict[str, Any]]:
     return str(location).split(",")[0].strip(), options
 
 
+def _client(cache: Any, alias: str, timeout: float) -> Any:
+    """This store's own client to the cache's Redis, whose connect and read timeouts are
+    ``COUNTER_TIMEOUT``: from Django's Redis cache's ``LOCATION`` and ``OPTIONS``; for
+    django-redis, from the connection settings of its client (``get_redis_connection``:
+    credentials, TLS, db, whatever its ``OPTIONS`` say).  A django-redis client on a pool of
+    another kind (Sentinel) is used as it is, with its own timeouts."""
+    import redis
+
+    from . import redis_client_library
+
+    own = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False}
+    if redis_client_library(cache) == "django-redis":
+        from django_redis import get_redis_connection
+
+        theirs = get_redis_connection(alias)
+        pool = theirs.connection_pool
+        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+            return theirs
+        kwargs = {**pool.connection_kwargs, **own}
+        return redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
+    url, options = _location(alias)
+    return redis.Redis.from_url(url, **options, **own)
+
+
 class RedisCounters:
     """Counters in the Redis of the Django cache ``COUNTER_CACHE`` (its key prefix too), on
     this store's own client whose connect and read timeouts are ``COUNTER_TIMEOUT``."""
 
     def __init__(self, cache: Any, alias: str | None = None, seed: Any = None) -> None:
-        import redis
-
         self.cache = cache
         #: the database's live counter rows (``DatabaseCounters.live_rows``), copied in when
         #: this Redis turns out to have lost them
@@ -248,14 +322,7 @@ class RedisCounters:
         alias = alias or app_settings.COUNTER_CACHE
         timeout = app_settings.COUNTER_TIMEOUT.total_seconds()
         self.timeout_ms = int(timeout * 1000)
-        url, options = _location(alias)
-        self.client = redis.Redis.from_url(
-            url,
-            **options,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-        )
+        self.client = _client(cache, alias, timeout)
         self._scripts = {
             name: self.client.register_script(source)
             for name, source in (
@@ -264,7 +331,7 @@ class RedisCounters:
                 ("release", _RELEASE),
                 ("append", _APPEND),
                 ("read", _READ),
-                ("seed", _SEED),
+                ("merge", _MERGE),
             )
         }
         self.offset_ms = 0  # Redis clock minus ours, learnt from each answer
@@ -277,11 +344,11 @@ class RedisCounters:
         self.epoch = self._key("auth401:epoch")
 
     def _key(self, name: str) -> str:
-        return self.cache.make_and_validate_key(name)
+        return str(self.cache.make_and_validate_key(name))
 
-    def names(self, key: str) -> tuple[str, str, str, str]:
+    def names(self, key: str) -> tuple[str, str, str, str, str]:
         base = self._key(f"auth401:{key}")
-        return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f"
+        return f"{base}:n", f"{base}:lock", f"{base}:level", f"{base}:f", f"{base}:r"
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
         late = restored = False
@@ -317,16 +384,41 @@ class RedisCounters:
                 offset / 1000,
             )
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+    def _names_of(self, keys: list[Key]) -> list[str]:
+        names = [name for key in keys for name in self.names(key.name)]
+        return [*names, self.stream, self.seq, self.epoch]
+
+    @staticmethod
+    def _args(keys: list[Key], events: dict[str, dict], default: dict, **named: Any) -> str:
+        """The named arguments of ``begin`` and ``fail`` (see ``_ARGS``), as one JSON text."""
         _window, base, ceiling, memory = policy()
-        names: list[str] = []
-        args: list[Any] = [STREAM_MAXLEN, attempt, SLOT_TTL_MS, base, ceiling, memory]
-        for key in keys:
-            names += list(self.names(key.name))
-            args += [key.limit, int(key.lockable), json.dumps(refusals.get(key.kind, {}))]
-        out = self._run("begin", [*names, self.stream, self.seq, self.epoch], args)
+        per_key = [
+            {
+                "limit": key.limit,
+                "lockable": key.lockable,
+                "event": json.dumps(events.get(key.kind, default)),
+            }
+            for key in keys
+        ]
+        policy_args = {
+            "base": base,
+            "ceiling": ceiling,
+            "memory": memory,
+            "memory_n": app_settings.REPEATED_PASSWORD_MEMORY,
+            "repeat_event": json.dumps(events.get("repeat", default)),
+        }
+        return json.dumps(
+            {"maxlen": STREAM_MAXLEN, **policy_args, **named, "keys": per_key},
+            separators=(",", ":"),
+        )
+
+    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
+        args = self._args(keys, refusals, {}, attempt=attempt, slot_ttl=SLOT_TTL_MS)
+        out = self._run("begin", self._names_of(keys), [args])
         if int(out[1]) == 1:
             return Begin(True, store=self)
+        if int(out[1]) == 2:
+            return Begin(False, store=self, repeat=True)
         index = int(out[2])
         if not index:
             return Begin(False, store=self)
@@ -344,15 +436,21 @@ class RedisCounters:
         *,
         admitted_by: Any = None,
     ) -> list[Lock]:
-        window, base, ceiling, memory = policy()
-        names: list[str] = []
-        per_key: list[Any] = []
-        for key in keys:
-            names += list(self.names(key.name))
-            per_key += [key.limit, int(key.lockable), json.dumps(locked.get(key.kind, event))]
-        args = [STREAM_MAXLEN, attempt, window, base, ceiling, memory, json.dumps(event)]
-        out = self._run("fail", [*names, self.stream, self.seq, self.epoch], args + per_key)
-        return [
+        return self.counted_fail(keys, attempt, event, locked)[1]
+
+    def counted_fail(
+        self, keys: list[Key], attempt: str, event: dict, locked: dict[str, dict]
+    ) -> tuple[bool, list[Lock]]:
+        """``fail``, and whether it counted (False: the same wrong password failed
+        meanwhile, an identical attempt in flight; its ``repeat`` event is recorded)."""
+        window = policy()[0]
+        args = self._args(
+            keys, locked, event, attempt=attempt, window=window, event=json.dumps(event)
+        )
+        out = self._run("fail", self._names_of(keys), [args])
+        if int(out[1]) == 2:
+            return False, []
+        return True, [
             Lock(keys[int(out[i]) - 1], int(out[i + 1]), int(out[i + 2]), int(out[i + 3]))
             for i in range(2, len(out), 4)
         ]
@@ -366,7 +464,7 @@ class RedisCounters:
             self._run("append", [self.stream, self.seq, self.epoch], [STREAM_MAXLEN, *payload])
 
     def peek(self, key: str) -> Peek:
-        n, lock, level, flight = self.names(key)
+        n, lock, level, flight, _ = self.names(key)
         for _ in range(2):
             pipe = self.client.pipeline(transaction=False)
             pipe.exists(self.epoch)
@@ -383,22 +481,25 @@ class RedisCounters:
     def clear(self, key: str) -> None:
         self.client.delete(*self.names(key))
 
-    def reseed(self, rows: list[Any]) -> None:
-        """After an outage: write the database's locks and counts where Redis has none
-        (``NX``): a lock decided before it (mirrored) or during it holds in Redis too."""
+    def forget_passwords(self, key: str) -> None:
+        self.client.delete(self.names(key)[4])
+
+    def merge(self, rows: list[Any]) -> None:
+        """Merge database rows (``FailureCounter``) into Redis: after an outage, and for an
+        attempt the database admitted that failed after Redis came back."""
         self.restore(rows, check=False)
 
     def restore(self, rows: list[Any] | None = None, *, check: bool = True) -> None:
-        """Copy the database's live locks, remembered lock levels and counts (``rows``, else
-        ``seed()``) into Redis where it has none, then set the epoch.  With ``check``, a
-        process that finds the epoch already set (another copied first) stops there."""
+        """Merge the database's live locks, remembered lock levels and counts (``rows``, else
+        ``seed()``) into Redis, then set the epoch.  With ``check``, a process that finds the
+        epoch already set (another copied first) stops there."""
         if rows is None:
             rows = list(self.seed()) if self.seed is not None else []
         now = now_ms()
         memory = policy()[3]
         entries: list[tuple[list[str], list[Any]]] = []
         for row in rows:
-            n, lock, level, _ = self.names(row.counter_key)
+            n, lock, level, _, _ = self.names(row.counter_key)
             failures = row.failures if row.window_ends > now else 0
             lock_ttl = max(0, row.locked_until - now)
             level_ttl = max(0, row.locked_until + memory - now) if row.lock_level else 0
@@ -409,8 +510,8 @@ class RedisCounters:
             keys = [k for names, _ in batch for k in names]
             args = [v for _, values in batch for v in values]
             first, last = index == 0, index == len(batches or [[]]) - 1
-            head = ["1" if check and first else "0", str(now) if last else ""]
-            copied = self._scripts["seed"](
+            head = ["1" if check and first else "0", str(now) if last and check else ""]
+            copied = self._scripts["merge"](
                 keys=[*keys, self.epoch], args=[*head, *args], client=self.client
             )
             if not int(copied):
@@ -434,6 +535,33 @@ class RedisCounters:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    def pending(
+        self, group: str, consumer: str, count: int, claim_idle_ms: int | None
+    ) -> list[Any]:
+        own = self.client.xreadgroup(group, consumer, {self.stream: "0"}, count=count)
+        entries = list(own[0][1]) if own else []
+        if claim_idle_ms is not None:
+            claimed = self.client.xautoclaim(
+                self.stream, group, consumer, claim_idle_ms, start_id="0-0", count=count
+            )
+            entries += list(claimed[1])
+        return entries
+
+    def ack(self, group: str, ids: list[Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(self.stream, group, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def forget_idle_consumers(self, group: str, idle_ms: int) -> int:
+        """Remove consumers with nothing pending, idle for ``idle_ms``."""
+        forgotten = 0
+        for consumer in self.client.xinfo_consumers(self.stream, group):
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+                self.client.xgroup_delconsumer(self.stream, group, consumer["name"])
+                forgotten += 1
+        return forgotten
 
     def read(self, group: str, consumer: str, count: int) -> tuple[int, list[Any]]:
         dropped, entries = self._scripts["read"](

@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import jwt
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.test import RequestFactory
 from django.utils import timezone
 from rest_framework import authentication as drf_authentication
@@ -173,7 +174,11 @@ def counter_label(key: Any, ip: str | None) -> str:
 def explain_counters(ex: Explanation, keys: list[Any], ip: str | None) -> None:
     """One line per counter the attempt touches (read only)."""
     for key in keys:
-        seen = lockout.peek_key(key)
+        try:
+            seen = lockout.peek_key(key)
+        except DatabaseError:
+            ex.say(f"Counter, {counter_label(key, ip)}: cannot be read (no counter store answers).")
+            continue
         lock_seconds = -(-seen.locked_ms // 1000)
         state = f"locked for {lock_seconds} s more" if seen.locked_ms > 0 else "not locked"
         never = "" if key.lockable else "; never locks here"
@@ -194,6 +199,8 @@ LOCK_CHECK_NOTES = {
     "reach the limit; a real request waits about a second, then gets login_busy.",
     "refused: automatic lock on the account": "Lockout: the account carries an automatic "
     "lock, so the password is not even checked.",
+    "refused: no counter store answers": "Lockout: no counter store can count, so password "
+    "logins are refused (LOCKOUT_FAIL_OPEN is off).",
 }
 
 

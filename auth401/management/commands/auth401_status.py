@@ -22,6 +22,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.test import RequestFactory
 
 from auth401 import accounts, decision, lockout, responses
@@ -117,14 +118,20 @@ class Command(BaseCommand):
             user = None
         ip = source
         keys = lockout.keys_for(username, user, ip)
-        peeks = [(key, lockout.peek_key(key)) for key in keys]
-        if user is None:
+        try:
+            peeks: list[tuple[Any, Any]] | None = [(key, lockout.peek_key(key)) for key in keys]
+        except DatabaseError:
+            peeks = None  # no counter store answers: the verdict says so
+        if user is None and peeks is not None:
             if not any(p.failures or p.locked_ms or p.level for k, p in peeks if k.kind != "ip"):
                 raise CommandError(
                     f"No user {username!r}, and the lockout counts no failures for that name."
                 )
             out(f"{username}: no such user (its name is counted like any other)")
             self.counters(peeks, ip)
+            return
+        if user is None:
+            out(verdict_line(username, verdict.failure))
             return
         failure = verdict.failure
         out(verdict_line(user.get_username(), failure))
@@ -164,8 +171,11 @@ class Command(BaseCommand):
             if failure is not None and failure.code == "address_locked":
                 self.stdout.write(verdict_line(f"  from {ip} (in their last events)", failure))
 
-    def counters(self, peeks: list[tuple[Any, Any]], ip: str | None) -> None:
+    def counters(self, peeks: list[tuple[Any, Any]] | None, ip: str | None) -> None:
         out = self.stdout.write
+        if peeks is None:
+            out("  failures: cannot be read (no counter store answers)")
+            return
         labels = {"username": "username", "ip": "address", "username+ip": "username from"}
         for key, seen in peeks:
             label = labels.get(key.kind, key.kind)
