@@ -527,10 +527,10 @@ def test_fault_matrix_the_limit_holds(
     from django.test import Client
 
     from auth401 import counters
-    from tests.redis_server import RedisServer, free_port
+    from tests.redis_server import RedisServer
 
     aof, at_fault, at_recovery = FAULTS[fault]
-    server = RedisServer(free_port(2), appendonly=aof).start()
+    server = RedisServer(appendonly=aof).start()
     settings.CACHES = {
         **settings.CACHES,
         "counters": {
