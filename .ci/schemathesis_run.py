@@ -29,6 +29,7 @@ phase's transitions and answers.  The last line is ``N passed, N failed``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -56,6 +57,7 @@ ERROR_EVENTS = {"NonFatalError", "FatalError", "Interrupted"}
 SETTINGS = """\
 import json
 import os
+from datetime import timedelta
 
 from example_project.settings import *  # noqa: F403
 
@@ -71,6 +73,8 @@ DATABASES = {{
 CACHES = {{"default": {{"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}}}
 DEBUG = False
 SECRET_KEY = {secret!r}
+# the authenticated passes' token is minted once, before them: it must outlive them all
+SIMPLE_JWT = {{**SIMPLE_JWT, "ACCESS_TOKEN_LIFETIME": timedelta(hours=1)}}  # noqa: F405
 # schemathesis is every client here: its failed logins must not lock the address its later
 # logins (the stateful phase's) come from; accounts still lock
 AUTH401 = {{
@@ -124,8 +128,8 @@ class Report:
     errors: list[str] = field(default_factory=list)
     transitions: dict[str, int] = field(default_factory=dict)
     #: stateful phase: operation -> status code -> answers
-    stateful: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
-    stop_reason: str = ""
+    stateful: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    stop_reasons: list[str] = field(default_factory=list)
 
 
 def allowed() -> dict[tuple[str, str, str], str]:
@@ -154,22 +158,25 @@ def wait_for(url: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def read_report(ndjson: Path) -> Report:
-    report = Report()
+def read_report(ndjson: Path, report: Report) -> Report:
+    """``report`` with the events of one schemathesis run (``ndjson``) added."""
+    report.stop_reasons.append("no EngineFinished")
     for line in ndjson.read_text().splitlines():
         for name, body in json.loads(line).items():
             if name in ERROR_EVENTS:
                 report.errors.append(f"{name}: {json.dumps(body)[:1500]}")
             elif name == "PhaseStarted" and body["phase"]["name"] == "stateful":
-                report.transitions = body.get("payload") or {}
+                report.transitions = body.get("payload") or report.transitions
             elif name == "PhaseFinished" and body["phase"]["name"] in PHASES:
                 phase = body["phase"]
                 status = body["status"]
                 if not phase.get("is_enabled", True):
                     status = f"skip: {phase.get('skip_reason')}"
-                report.phases[phase["name"]] = status
+                # each run reports every phase; one not selected (--phases) is not its verdict
+                if status != "skip: disabled" or phase["name"] not in report.phases:
+                    report.phases[phase["name"]] = status
             elif name == "EngineFinished":
-                report.stop_reason = body.get("stop_reason", "")
+                report.stop_reasons[-1] = body.get("stop_reason", "")
             elif name in {"ScenarioFinished", "FuzzScenarioFinished"}:
                 read_scenario(report, body)
     return report
@@ -195,7 +202,19 @@ def read_scenario(report: Report, body: dict[str, Any]) -> None:
             case = cases.get(case_id, {}).get("value", {})
             response = interaction.get("response") or {}
             label = f"{case.get('method', '?')} {case.get('path', '?')}"
-            report.stateful[label][response.get("status_code", 0)] += 1
+            answer = f"{response.get('status_code', 0)} {code_of(response)}".strip()
+            report.stateful[label][answer] += 1
+
+
+def code_of(response: dict[str, Any]) -> str:
+    """The ``code`` of an answer's JSON body (auth401's, or drf-standardized-errors' first)."""
+    try:
+        body = json.loads(base64.b64decode(response["content"]["$base64"]))
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+        body = body["errors"][0]
+    return str(body.get("code", "")) if isinstance(body, dict) else ""
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -209,10 +228,37 @@ def manage(env: dict[str, str], *args: str) -> str:
     ).stdout
 
 
+def schemathesis(
+    run: Pass, phases: str, schema: str, ndjson: Path, work: Path, env: dict[str, str], **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    token, args = kw["token"], kw["args"]
+    headers = ["-H", f"Authorization: Bearer {token}"] if run.token else []
+    return subprocess.run(
+        [str(BIN / "schemathesis"), "--config-file", str(CONFIG), "--no-color"]
+        + ["run", schema, "--phases", phases]
+        + ["--max-examples", str(args.max_examples), "--seed", str(args.seed)]
+        # one worker: CPython before 3.11.8/3.12.1 can fail ast.parse with "AST constructor
+        # recursion depth mismatch" when two threads parse at once (hypothesis parses lambdas
+        # to describe strategies), a NonFatalError
+        + ["--workers", "1", "--warnings", "off"]
+        + ["--report", "ndjson", "--report-ndjson-path", str(ndjson)]
+        + headers
+        + args.extra,
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+
+
 def run_pass(
     run: Pass, work: Path, env: dict[str, str], token: str, port: int, args: argparse.Namespace
 ) -> tuple[Report, str]:
-    """One pass on a fresh copy of the seeded database: (its report, the server's log)."""
+    """One pass on a fresh copy of the seeded database: (its report, the server's log).
+
+    schemathesis runs twice: the examples, coverage and fuzzing phases, then the stateful
+    phase, after ``auth401_unlock alice``: the fuzzing's wrong passwords for the login
+    example's user lock her (as they should), and the stateful phase starts from her login."""
     slug = run.label.replace(", ", "-")
     database = work / f"{slug}.sqlite3"
     shutil.copy(work / "seed.sqlite3", database)
@@ -221,7 +267,14 @@ def run_pass(
         "SCHEMATHESIS_DATABASE": str(database),
         "SCHEMATHESIS_AUTH401": json.dumps(run.auth401),
     }
+    print(
+        f"== schemathesis ({run.label}): all checks, phases {','.join(PHASES)}, "
+        f"{args.max_examples} examples, seed {args.seed}",
+        flush=True,
+    )
+    report = Report()
     log_path = work / f"{slug}.gunicorn.log"
+    started = time.monotonic()
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
             [str(BIN / "gunicorn"), "example_project.wsgi"]
@@ -234,42 +287,25 @@ def run_pass(
         try:
             schema = f"http://127.0.0.1:{port}/api/schema/?format=json"
             wait_for(schema, 30)
-            ndjson = work / f"{slug}.ndjson"
-            headers = ["-H", f"Authorization: Bearer {token}"] if run.token else []
-            print(
-                f"== schemathesis ({run.label}): all checks, phases {','.join(PHASES)}, "
-                f"{args.max_examples} examples, seed {args.seed}",
-                flush=True,
-            )
-            started = time.monotonic()
-            finished = subprocess.run(
-                [str(BIN / "schemathesis"), "--config-file", str(CONFIG), "--no-color"]
-                + ["run", schema, "--phases", ",".join(PHASES)]
-                + ["--max-examples", str(args.max_examples), "--seed", str(args.seed)]
-                # one worker: CPython before 3.11.8/3.12.1 can fail ast.parse with "AST
-                # constructor recursion depth mismatch" when two threads parse at once
-                # (hypothesis parses lambdas to describe strategies)
-                + ["--workers", "1", "--warnings", "off"]
-                + ["--report", "ndjson", "--report-ndjson-path", str(ndjson)]
-                + headers
-                + args.extra,
-                env=env,
-                cwd=work,
-                capture_output=True,
-                text=True,
-            )
-            seconds = time.monotonic() - started
+            for part, phases in enumerate(("examples,coverage,fuzzing", "stateful")):
+                if part:
+                    manage(env, "auth401_unlock", "alice", "--reason", "schemathesis")
+                ndjson = work / f"{slug}.{part}.ndjson"
+                finished = schemathesis(
+                    run, phases, schema, ndjson, work, env, token=token, args=args
+                )
+                if not ndjson.exists():
+                    print(finished.stdout[-4000:], finished.stderr[-4000:])
+                    report.errors.append(f"schemathesis ({phases}) wrote no report")
+                    continue
+                errors = len(report.errors)
+                read_report(ndjson, report)
+                if report.findings - set(allowed()) or len(report.errors) > errors:
+                    print(finished.stdout[-6000:])
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    if not ndjson.exists():
-        print(finished.stdout[-4000:], finished.stderr[-4000:])
-        report = Report(errors=["schemathesis wrote no report"])
-    else:
-        report = read_report(ndjson)
-    print(f"   ran in {seconds:.0f} s (schemathesis exit code {finished.returncode})")
-    if report.findings - set(allowed()) or report.errors:
-        print(finished.stdout[-6000:])
+    print(f"   ran in {time.monotonic() - started:.0f} s")
     return report, log_path.read_text(errors="replace")
 
 
@@ -287,10 +323,11 @@ def verdict(run: Pass, report: Report, server_log: str) -> list[str]:
             + ", ".join(f"{key} {value}" for key, value in report.transitions.items())
         )
     for operation, statuses in sorted(report.stateful.items()):
-        answers = ", ".join(f"{code} x{count}" for code, count in sorted(statuses.items()))
+        answers = ", ".join(f"{answer} x{count}" for answer, count in sorted(statuses.items()))
         print(f"   stateful {operation}: {answers}")
-    if report.stop_reason != "completed":
-        problems.append(f"schemathesis stopped: {report.stop_reason or 'no EngineFinished'}")
+    for reason in report.stop_reasons:
+        if reason != "completed":
+            problems.append(f"schemathesis stopped: {reason}")
     accepted = allowed()
     for finding in sorted(report.findings):
         if finding in accepted:

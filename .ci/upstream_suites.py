@@ -3,8 +3,8 @@ expected differences (``.ci/upstream_expected_failures.txt``).
 
 Fetches the sdists of the *installed* versions (``pip download --no-binary :all: --no-deps``,
 cached), installs the test dependencies each suite declares (DRF's ``test`` and ``optional``
-dependency groups, simplejwt's ``test`` and ``python-jose`` extras) into this Python's
-environment, runs every file of their ``tests/`` with the ``upstream_shim`` plugin, and reads
+dependency groups, simplejwt's ``test`` and ``python-jose`` extras) that this Python's
+environment lacks, runs every file of their ``tests/`` with the ``upstream_shim`` plugin, and reads
 each test's outcome and failure message from JUnit XML.
 
 An expected difference names a test *and* the assertion it fails on (a regular expression
@@ -174,13 +174,32 @@ def declared_requirements(suite: Suite, root: Path) -> list[str]:
 
 
 def install(requirements: list[str]) -> None:
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check"),
-            *requirements,
-        ],
-        check=True,
-    )
+    """Install the requirements that are missing; an installed project is kept at its version
+    (the suites run against the environment's versions, as they run against its Django), and
+    said so when the suite declares another."""
+    from packaging.requirements import Requirement
+
+    missing = []
+    for text in requirements:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            print(f"   keeping {requirement.name} {installed} (the suite declares {text})")
+    if missing:
+        print(f"   installing {' '.join(missing)}", flush=True)
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "install", "-qq", "--disable-pip-version-check"),
+                *missing,
+            ],
+            check=True,
+        )
 
 
 def run_suite(suite: Suite, workdir: Path, unswapped: bool, settings: str) -> dict[str, Outcome]:
@@ -198,7 +217,8 @@ def run_suite(suite: Suite, workdir: Path, unswapped: bool, settings: str) -> di
     report = workdir / f"{name}.xml"
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(target), str(HERE)])
+    # the suite's own tests package first; this checkout's auth401 whatever the venv installed
+    env["PYTHONPATH"] = os.pathsep.join([str(target), str(HERE), str(HERE.parent)])
     env["AUTH401_UNSWAPPED"] = "1" if unswapped else "0"
     env["AUTH401_SHIM_SETTINGS"] = settings
     print(f"== {name} {version}: {' '.join(suite.paths)}", flush=True)
