@@ -10,7 +10,8 @@ a pass's failed logins never lock the address its later logins come from.
 
 schemathesis runs every check, every phase (examples, coverage, fuzzing, stateful: the schema's
 links lead from a login to the refresh and the protected views), a bounded number of examples
-and a fixed seed, per pass:
+and a fixed seed (configuration: ``.ci/schemathesis.toml``), per pass; the stateful phase runs
+on its own after ``auth401_unlock alice``, whom the fuzzing's wrong passwords lock:
 
 - ``anonymous``: no credentials;
 - ``token``: the dedicated account's Bearer token on every request;
