@@ -5,15 +5,19 @@ Before the suite's conftest calls ``settings.configure()``, the call is wrapped 
 suite's settings gain auth401's: the app, the middleware after ``AuthenticationMiddleware``,
 ``Auth401Backend`` first, the exception handler, auth401's four authentication classes as the
 defaults and its refresh serializer.  Once Django is set up, the upstream classes the tests
-import are auth401's (simplejwt's ``JWTAuthentication``; DRF's Token, Basic and Session
-classes), also after a test ``reload()``s their module as simplejwt's tests do.
+import are auth401's (simplejwt's ``JWTAuthentication`` and ``TokenRefreshSerializer``; DRF's
+Token, Basic and Session classes), also after a test ``reload()``s their module as simplejwt's
+tests do.
 
-``AUTH401_UNSWAPPED=1`` leaves everything upstream's (the baseline: every test passes).
+``AUTH401_SHIM_SETTINGS`` (a JSON object) adds to the ``AUTH401`` settings, for example
+``{"RESPONSE_FORMAT": "problem"}``.  ``AUTH401_UNSWAPPED=1`` leaves everything upstream's (the
+baseline).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import types
@@ -24,15 +28,24 @@ import pytest
 
 SWAPPED = os.environ.get("AUTH401_UNSWAPPED") != "1"
 
-#: module -> {class name -> auth401 class name}
+SETTINGS: dict[str, Any] = json.loads(os.environ.get("AUTH401_SHIM_SETTINGS") or "{}")
+
+#: upstream module -> {class name -> auth401's class}
 SWAPS = {
-    "rest_framework_simplejwt.authentication": {"JWTAuthentication": "JWTAuthentication"},
+    "rest_framework_simplejwt.authentication": {
+        "JWTAuthentication": "auth401.authentication.JWTAuthentication",
+    },
+    "rest_framework_simplejwt.serializers": {
+        "TokenRefreshSerializer": "auth401.serializers.TokenRefreshSerializer",
+    },
     "rest_framework.authentication": {
-        "TokenAuthentication": "TokenAuthentication",
-        "BasicAuthentication": "BasicAuthentication",
-        "SessionAuthentication": "SessionAuthentication",
+        "TokenAuthentication": "auth401.authentication.TokenAuthentication",
+        "BasicAuthentication": "auth401.authentication.BasicAuthentication",
+        "SessionAuthentication": "auth401.authentication.SessionAuthentication",
     },
 }
+
+BACKEND = "auth401.backends.Auth401Backend"
 
 AUTH401_CLASSES = [
     "auth401.authentication.JWTAuthentication",
@@ -54,10 +67,7 @@ def _with_auth401(options: dict[str, Any]) -> dict[str, Any]:
     middleware.insert(position, "auth401.middleware.Auth401Middleware")
     options["MIDDLEWARE"] = tuple(middleware)
     options.pop("MIDDLEWARE_CLASSES", None)
-    options["AUTHENTICATION_BACKENDS"] = [
-        "auth401.backends.Auth401Backend",
-        "django.contrib.auth.backends.ModelBackend",
-    ]
+    options["AUTHENTICATION_BACKENDS"] = [BACKEND, "django.contrib.auth.backends.ModelBackend"]
     options["REST_FRAMEWORK"] = {
         **options.get("REST_FRAMEWORK", {}),
         "EXCEPTION_HANDLER": "auth401.handlers.exception_handler",
@@ -69,15 +79,15 @@ def _with_auth401(options: dict[str, Any]) -> dict[str, Any]:
     }
     # Audit rows of every failure at the end of its request (no batching thread, whose own
     # connection cannot see an in-memory SQLite database).
-    options["AUTH401"] = {"AUDIT_BATCH_DELAY": timedelta(0)}
+    options["AUTH401"] = {"AUDIT_BATCH_DELAY": timedelta(0), **SETTINGS}
     return options
 
 
 def _swap(module: types.ModuleType) -> None:
-    from auth401 import authentication
+    from django.utils.module_loading import import_string
 
     for name, replacement in SWAPS.get(module.__name__, {}).items():
-        setattr(module, name, getattr(authentication, replacement))
+        setattr(module, name, import_string(replacement))
 
 
 def _reload(module: types.ModuleType) -> types.ModuleType:
@@ -119,6 +129,12 @@ def pytest_configure(config: Any) -> None:
 def pytest_sessionstart(session: Any) -> None:
     if not SWAPPED:
         return
+    from django.conf import settings
+
+    # DRF's conftest sets its own backends after configure() when django-guardian is installed
+    backends = list(settings.AUTHENTICATION_BACKENDS)
+    if backends[:1] != [BACKEND]:
+        settings.AUTHENTICATION_BACKENDS = [BACKEND, *(b for b in backends if b != BACKEND)]
     for name in SWAPS:
         _swap(importlib.import_module(name))
     importlib.reload = _reload  # simplejwt's tests reload its authentication module

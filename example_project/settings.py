@@ -146,6 +146,12 @@ if OPENAPI:
         "SWAGGER_UI_DIST": "SIDECAR",
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
+        # drf-spectacular's default hook, then links (login -> refresh -> protected views) and
+        # request examples (example_project/openapi.py)
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "example_project.openapi.links_and_examples",
+        ],
     }
 
 SIMPLE_JWT = {

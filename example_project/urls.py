@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/me/", views.MeView.as_view(), name="me"),
     path("api/staff/", views.StaffView.as_view(), name="staff"),
+    path("api/throttled/", views.ThrottledView.as_view(), name="throttled"),
     path("api/legacy/", views.legacy, name="legacy"),
     path("api/legacy-forbidden/", views.legacy_forbidden, name="legacy-forbidden"),
     path(

@@ -2,7 +2,8 @@
 
 The DRF views show auth401's answers from the exception handler; the two plain Django views under
 /api/ show the middleware converting ``login_required`` redirects and ``PermissionDenied`` into
-the same JSON body.
+the same JSON body. ``ThrottledView`` shows that a throttle's 429 is not auth401's: it comes from
+``FALLBACK_EXCEPTION_HANDLER`` (DRF's ``{"detail": ...}``, or drf-standardized-errors' shape).
 """
 
 from django.contrib.auth.decorators import login_required
@@ -12,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 
@@ -56,6 +58,24 @@ class StaffView(APIView):
     """Staff only: everyone else who authenticates gets 403 permission_denied."""
 
     permission_classes = [IsAdminUser]
+    serializer_class = StaffSerializer
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True, "username": request.user.get_username()})
+
+
+class BurstThrottle(UserRateThrottle):
+    """Three requests a minute per user (per address for anonymous requests)."""
+
+    scope = "burst"
+    rate = "3/min"
+
+
+class ThrottledView(APIView):
+    """Any authenticated user, at most three times a minute: then 429 ``throttled``."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [BurstThrottle]
     serializer_class = StaffSerializer
 
     def get(self, request: Request) -> Response:

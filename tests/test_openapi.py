@@ -4,9 +4,13 @@ with a Swagger UI whose files are all local."""
 
 from __future__ import annotations
 
+import io
 import re
+from typing import Any
 
+import jsonschema
 import pytest
+from django.core.management import call_command
 from django.urls import path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import patched_settings
@@ -16,6 +20,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import AccessToken
 
 from auth401 import authentication
 from auth401.codes import CATALOGUE, REASONS
@@ -404,3 +409,149 @@ def test_upstream_format_documents_upstreams_body_and_statuses(openapi, auth401_
     assert "401" not in session_first  # DRF answers 403 when the session comes first
     assert _codes(session_first["403"]["description"]) >= upstream_401
     assert "WWW-Authenticate" not in session_first["403"]["headers"]
+
+
+# -- a throttled operation's 429: auth401's login_busy, or the throttle's own answer -------------
+
+THROTTLED = "/api/throttled/"
+DRF_THROTTLED = {
+    "type": "object",
+    "description": "DRF's answer to a throttled request.",
+    "properties": {"detail": {"type": "string", "description": "Why, and for how long."}},
+    "required": ["detail"],
+}
+
+
+def throttled_answer(client, user) -> tuple[int, dict]:
+    """The example project's throttled view, four times with a Bearer token: the last answer."""
+    bearer = f"Bearer {AccessToken.for_user(user)}"
+    statuses = [client.get(THROTTLED, HTTP_AUTHORIZATION=bearer) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+    assert statuses[-1]["Retry-After"] == "60"
+    return statuses[-1].status_code, statuses[-1].json()
+
+
+def json_schema(node: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: ``nullable: true`` becomes a ``"null"`` type."""
+    if isinstance(node, list):
+        return [json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") and "type" in node:
+        converted["type"] = [node["type"], "null"]
+    return converted
+
+
+def validate_against(schema: dict, body_schema: dict, body: dict) -> None:
+    """``body`` is valid for ``body_schema`` (its ``$ref``s resolved in ``schema``)."""
+    document = json_schema({**body_schema, "components": schema["components"]})
+    jsonschema.validate(body, document, cls=jsonschema.Draft4Validator)
+
+
+@pytest.mark.urls("example_project.urls")
+def test_a_throttled_operation_documents_the_throttles_429_truthfully(openapi, client, user):
+    schema = fetch_schema(client)
+    responses = schema["paths"][THROTTLED]["get"]["responses"]
+    assert set(responses) == {"200", "401", "403", "429", "503"}
+    throttled = responses["429"]
+    assert throttled["content"] == {
+        "application/json": {"schema": {"anyOf": [ERROR_REF, DRF_THROTTLED]}}
+    }
+    assert throttled["description"].endswith(
+        "A throttle of this operation refused the request (DRF's `Throttled`, code "
+        "`throttled`): retry after `Retry-After` seconds. This answer's body is the fallback "
+        "exception handler's, not auth401's, and it carries no `Cache-Control: no-store`."
+    )
+    assert "- `login_busy`: " in throttled["description"]
+    # an operation without throttles: auth401's 429 (login_busy) alone
+    me = schema["paths"]["/api/me/"]["get"]["responses"]["429"]
+    assert me["content"] == {"application/json": {"schema": ERROR_REF}}
+    assert "Throttled" not in me["description"]
+
+    status, body = throttled_answer(client, user)
+    assert body == {"detail": "Request was throttled. Expected available in 60 seconds."}
+    validate_against(schema, throttled["content"]["application/json"]["schema"], body)
+
+
+@pytest.mark.urls("example_project.urls")
+def test_problem_format_documents_the_throttles_json_beside_auth401s_problem(
+    openapi, client, user, auth401_settings
+):
+    auth401_settings(RESPONSE_FORMAT="problem")
+    schema = fetch_schema(client)
+    throttled = schema["paths"][THROTTLED]["get"]["responses"]["429"]
+    assert throttled["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Auth401Problem"}},
+        "application/json": {"schema": DRF_THROTTLED},
+    }
+    status, body = throttled_answer(client, user)
+    validate_against(schema, throttled["content"]["application/json"]["schema"], body)
+
+
+# -- the example project's links and examples (example_project/openapi.py) ----------------------
+
+
+def follow(expression: str, body: dict) -> str:
+    """A link's ``$response.body#/name`` (alone or inside ``{...}`` in a string) on ``body``."""
+    return re.sub(
+        r"\{?\$response\.body#/(\w+)\}?", lambda match: str(body[match.group(1)]), expression
+    )
+
+
+@pytest.mark.urls("example_project.urls")
+def test_links_lead_from_the_login_example_to_refresh_and_the_protected_views(
+    docs_apps, client, db
+):
+    schema = fetch_schema(client)
+    validate_schema(schema)
+    token = schema["paths"]["/api/token/"]["post"]
+    refresh = schema["paths"]["/api/token/refresh/"]["post"]
+    operations = {
+        op["operationId"]: (method.upper(), url)
+        for url, item in schema["paths"].items()
+        for method, op in item.items()
+    }
+    protected = {"me_retrieve", "staff_retrieve", "throttled_retrieve"}
+    assert set(token["responses"]["200"]["links"]) == {"token_refresh_create"} | protected
+    assert set(refresh["responses"]["200"]["links"]) == protected
+    for media in ("application/json", "application/x-www-form-urlencoded", "multipart/form-data"):
+        assert token["requestBody"]["content"][media]["examples"]["alice"]["value"] == {
+            "username": "alice",
+            "password": "alice-password-1",
+        }
+        assert set(refresh["requestBody"]["content"][media]["examples"]["refresh"]["value"]) == {
+            "refresh"
+        }
+
+    # follow them: the login example (the demo user alice), its refresh, the protected views
+    call_command("auth401_demo", "--yes", stdout=io.StringIO())
+    example = token["requestBody"]["content"]["application/json"]["examples"]["alice"]["value"]
+    login = client.post("/api/token/", example, content_type="application/json")
+    assert login.status_code == 200, login.content
+    answers = {}
+    for name, link in token["responses"]["200"]["links"].items():
+        method, url = operations[link["operationId"]]
+        if "requestBody" in link:
+            body = {key: follow(value, login.json()) for key, value in link["requestBody"].items()}
+            answers[name] = client.post(url, body, content_type="application/json")
+        else:
+            authorization = follow(link["parameters"]["header.Authorization"], login.json())
+            answers[name] = client.get(url, HTTP_AUTHORIZATION=authorization)
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "token_refresh_create": 200,
+        "me_retrieve": 200,
+        "staff_retrieve": 403,  # alice is not staff: permission_denied, as documented
+        "throttled_retrieve": 200,
+    }
+    assert answers["staff_retrieve"].json()["code"] == "permission_denied"
+    refreshed = answers["token_refresh_create"].json()
+    link = refresh["responses"]["200"]["links"]["me_retrieve"]
+    me = client.get(
+        "/api/me/", HTTP_AUTHORIZATION=follow(link["parameters"]["header.Authorization"], refreshed)
+    )
+    assert (me.status_code, me.json()["username"], me.json()["auth"]) == (
+        200,
+        "alice",
+        "JWTAuthentication",
+    )

@@ -16,6 +16,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
+from rest_framework_simplejwt.tokens import AccessToken
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from auth401 import accounts, responses
@@ -23,6 +24,7 @@ from auth401.contrib.standardized_errors import AutoSchema as StandardizedAutoSc
 from auth401.exceptions import Auth401Error
 from auth401.models import AuthEvent
 from tests.conftest import PASSWORD, basic
+from tests.test_openapi import validate_against
 
 STANDARDIZED = {
     "RESPONSE_FORMAT": "standardized_errors",
@@ -281,3 +283,53 @@ def test_one_challenge_per_jwt_header_type(api_client, settings):
         'Bearer realm="api", error="invalid_token", error_description="The token is not valid: '
         'it is not a well-formed JWT.", JWT realm="api"'
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("example_project.urls")
+def test_standardized_errors_throttled_429_is_documented_beside_login_busy(
+    standardized, client, user
+):
+    """The example project's throttled view: its 429 is auth401's `login_busy` or
+    drf-standardized-errors' `throttled`, and the real answer is valid for the schema."""
+    from example_project.views import ThrottledView
+
+    class Throttled(ThrottledView):
+        schema = StandardizedAutoSchema()
+
+    patterns = [path("api/throttled/", Throttled.as_view())]
+    schema = SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
+    validate_schema(schema)
+    responses = schema["paths"]["/api/throttled/"]["get"]["responses"]
+    throttled_item = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "enum": ["throttled"]},
+            "detail": {"type": "string", "description": "Why, and for how long."},
+            "attr": {"type": "string", "nullable": True, "enum": [None]},
+        },
+        "required": ["code", "detail", "attr"],
+    }
+    (ours, theirs) = responses["429"]["content"]["application/json"]["schema"]["anyOf"]
+    assert ours == {"$ref": "#/components/schemas/Auth401StandardizedError"}
+    assert theirs["properties"]["errors"]["items"] == throttled_item
+    assert theirs["required"] == ["type", "errors"]
+    assert "`login_busy`" in responses["429"]["description"]
+    assert "DRF's `Throttled`, code `throttled`" in responses["429"]["description"]
+
+    bearer = f"Bearer {AccessToken.for_user(user)}"
+    answers = [client.get("/api/throttled/", HTTP_AUTHORIZATION=bearer) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    body = answers[-1].json()
+    assert body == {
+        "type": "client_error",
+        "errors": [
+            {
+                "code": "throttled",
+                "detail": "Request was throttled. Expected available in 60 seconds.",
+                "attr": None,
+            }
+        ],
+    }
+    assert answers[-1]["Retry-After"] == "60"
+    validate_against(schema, responses["429"]["content"]["application/json"]["schema"], body)

@@ -10,8 +10,10 @@ Install ``django-auth401[openapi]`` (drf-spectacular) and set::
 Every operation that authenticates or checks permissions (and simplejwt's token views, which
 answer bad credentials with 401) then lists:
 
-- ``401`` and ``403`` (and ``429`` when ``LOCKOUT_STATUS_CODE = 429``), each with the codes it
-  can carry and when, and the headers every failure carries;
+- ``401``, ``403`` and ``429`` (``login_busy``; the locks too with ``LOCKOUT_STATUS_CODE =
+  429``), each with the codes it can carry and when, and the headers every failure carries;
+  on a view with throttles, ``429`` also documents the throttle's answer (DRF's ``Throttled``,
+  whose body comes from ``FALLBACK_EXCEPTION_HANDLER``);
 - a body referencing the ``Auth401Error`` component (``Auth401Problem`` with
   ``RESPONSE_FORMAT = "problem"``), whose ``code`` is the ``Auth401Code`` enum: exactly the
   catalogue of ``auth401.codes``;
@@ -149,6 +151,44 @@ VALIDATION_TEXT = (
     "The request body is malformed or a field is missing or blank; fix the request (no "
     "credentials were checked, nothing was counted)."
 )
+
+#: a throttle's 429 (DRF's ``Throttled``): auth401 hands it to FALLBACK_EXCEPTION_HANDLER, whose
+#: body is documented for the handlers auth401 knows (by dotted path); any other: any body
+THROTTLED_TEXT = (
+    "A throttle of this operation refused the request (DRF's `Throttled`, code `throttled`): "
+    "retry after `Retry-After` seconds. This answer's body is the fallback exception "
+    "handler's, not auth401's, and it carries no `Cache-Control: no-store`."
+)
+THROTTLED_SCHEMAS: dict[str, dict[str, Any]] = {
+    "rest_framework.views.exception_handler": {
+        "type": "object",
+        "description": "DRF's answer to a throttled request.",
+        "properties": {"detail": {"type": "string", "description": "Why, and for how long."}},
+        "required": ["detail"],
+    },
+    "drf_standardized_errors.handler.exception_handler": {
+        "type": "object",
+        "description": "drf-standardized-errors' answer to a throttled request.",
+        "properties": {
+            "type": {"type": "string", "enum": ["client_error"]},
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "enum": ["throttled"]},
+                        "detail": {"type": "string", "description": "Why, and for how long."},
+                        "attr": {"type": "string", "nullable": True, "enum": [None]},
+                    },
+                    "required": ["code", "detail", "attr"],
+                },
+            },
+        },
+        "required": ["type", "errors"],
+    },
+}
 
 STANDARDIZED_COMPONENT = "Auth401StandardizedError"
 STANDARDIZED_SCHEMA: dict[str, Any] = {
@@ -335,11 +375,35 @@ class Auth401SchemaMixin(_SchemaBase):
             }
         return responses
 
+    def auth401_throttled(self) -> bool:
+        """Whether the view has throttles (DRF's ``Throttled`` answers 429 then)."""
+        return bool(self.view.get_throttles())
+
+    def auth401_with_throttled(self, response: dict[str, Any]) -> dict[str, Any]:
+        """``response`` (auth401's 429) that also documents the throttle's 429: the body
+        ``FALLBACK_EXCEPTION_HANDLER`` answers it with (any body for a handler not known here)."""
+        handler = app_settings.fallback_handler
+        dotted = f"{handler.__module__}.{handler.__qualname__}"
+        throttled = THROTTLED_SCHEMAS.get(dotted, {"description": "The fallback handler's body."})
+        content = dict(response["content"])
+        if "application/json" in content:
+            ours = content["application/json"]["schema"]
+            content["application/json"] = {"schema": {"anyOf": [ours, throttled]}}
+        else:
+            content["application/json"] = {"schema": throttled}
+        return {
+            **response,
+            "description": f"{response['description']}\n\n{THROTTLED_TEXT}",
+            "content": content,
+        }
+
     def _get_response_bodies(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         responses = super()._get_response_bodies(*args, **kwargs)
         direction = kwargs.get("direction", args[0] if args else "response")
         if direction == "response" and self.auth401_protected():
             for status, response in self.auth401_responses().items():
+                if status == "429" and self.auth401_throttled():
+                    response = self.auth401_with_throttled(response)
                 responses.setdefault(status, response)
             if self.auth401_token_view():
                 responses.setdefault("400", self.auth401_validation_response())
