@@ -149,16 +149,37 @@ def test_changelist_links_to_user_and_account(admin_client, user_factory):
         f'<th class="field-time"><a href="/admin/auth401/authevent/{fixed.pk}/change/">'
         "2026-11-25 10:11:12</a></th>"
     ) in html
+    # the username as typed, the user it named and that account's state now, in one cell
     assert (
-        f'<td class="field-user_link"><a href="/admin/auth/user/{bob.pk}/change/">bob</a>' in html
-    )
-    assert (
-        '<td class="field-account_link">'
-        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">locked</a>'
+        f'<td class="field-who"><a href="/admin/auth/user/{bob.pk}/change/">bob</a> '
+        '<span class="auth401-account">('
+        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">locked</a>)</span></td>'
     ) in html
-    assert '<td class="field-account_link">active</td>' in html
-    assert '<td class="field-user_link">-</td><td class="field-account_link">-</td>' in html
-    assert '<td class="field-note">Stolen laptop</td>' in html
+    assert (
+        f'<td class="field-who"><a href="/admin/auth/user/{carol.pk}/change/">carol</a> '
+        '<span class="auth401-account">(active)</span></td>'
+    ) in html
+    assert '<td class="field-who">-</td>' in html  # no username, no user
+    assert (
+        '<td class="field-code_status"><span class="auth401-code">credentials_invalid</span> '
+        '<span class="auth401-status">401</span></td>'
+    ) in html
+    assert '<td class="field-request">Basic GET /api/me/</td>' in html
+    assert '<td class="field-actor_note">Stolen laptop</td>' in html  # locked from code: no actor
+
+    # a spelling of the name that differs from the account's, and an administrator's change
+    event(username="BOB", user=bob)
+    accounts.suspend(carol, reason="Chargeback", by=admin_client.get(CHANGELIST).context["user"])
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert (
+        f'<td class="field-who">BOB &rarr; <a href="/admin/auth/user/{bob.pk}/change/">bob</a> '
+    ) in html
+    assert (
+        '<td class="field-actor_note"><span class="auth401-actor">admin</span>: Chargeback</td>'
+    ) in html
+    assert (
+        '<td class="field-code_status"><span class="auth401-code">admin_suspend</span></td>' in html
+    )
     assert 'href="/admin/auth401/authevent/dashboard/"' in html
 
 
