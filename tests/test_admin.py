@@ -655,3 +655,27 @@ def test_user_list_queries_do_not_grow_with_the_users(admin_client, user_factory
     with CaptureQueriesContext(connection) as queries:
         admin_client.get(USERS, {"auth401_state": "locked"})
     assert len(queries) == few
+
+
+def test_user_page_when_the_counters_fail(admin_client, user_factory, monkeypatch, caplog):
+    """A counter store that does not answer costs the counters, never the page."""
+    from django.db import DatabaseError
+
+    from auth401.admin import login_facts
+
+    class Down:
+        def peek(self, key):
+            raise DatabaseError("counters down")
+
+    bob = user_factory("bob")
+    accounts.suspend(bob, reason="Chargeback")
+    monkeypatch.setattr(login_facts, "get_store", Down)
+    section = login_section(admin_client, bob)
+    assert fact(section, "state").startswith('<span class="auth401-state">suspended</span>')
+    assert fact(section, "reason") == "Chargeback"
+    assert fact(section, "counter") == (
+        '<span class="errornote">The failure counters could not be read; the error is in the '
+        "server log.</span>"
+    )
+    assert "auth401-fact-addresses" not in section
+    assert "the failure counters of user" in caplog.text

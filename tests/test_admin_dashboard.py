@@ -181,6 +181,29 @@ def test_the_last_hour_settles_after_a_few_minutes(admin_client, data):
     assert after["routine"][0][-2] == before["routine"][0][-2] + 1  # 12:00-13:00
 
 
+def test_kept_counts_move_forward_with_the_window(admin_client, data):
+    """An hour later the kept counts lose the hour that left the window and gain the rows
+    since, each counted over that stretch only; the numbers are those of a fresh count."""
+    from django.core.cache import cache
+
+    later = NOW + timedelta(hours=1, minutes=5)  # 13:35: the window starts at 14:00 yesterday
+    with time_machine.travel(NOW, tick=False):
+        admin_client.get(DASHBOARD)
+        event(2, ip="192.0.2.7", username="erin")  # 12:28, after the boundary kept (12:20)
+    with time_machine.travel(later, tick=False):
+        event(30, ip="192.0.2.9", username="mallory")  # 13:05
+        with CaptureQueriesContext(connection) as queries:
+            moved = summary(admin_client.get(DASHBOARD).context)
+        counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+        cache.clear()
+        fresh = summary(admin_client.get(DASHBOARD).context)
+    assert moved == fresh
+    assert len(counts) == 9  # the hour that left, 12:20-13:30, and the rows since 13:30
+    # erin's 13:10 yesterday left the window; her 12:28 today came in
+    assert moved["username"] == [("alice", 4), ("erin", 1), ("mallory", 1)]
+    assert moved["guessing"][0][-3:] == [1, 4, 1]  # 11:00, 12:00, 13:00
+
+
 def test_top_lists_add_kept_and_current_counts_exactly():
     from auth401.admin.dashboard import _top
 

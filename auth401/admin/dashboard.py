@@ -29,6 +29,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 
 from auth401 import accounts, lockout, signals
+from auth401.conf import app_settings
 from auth401.forms import time_left
 from auth401.models import AccountStatus, AuthEvent
 from auth401.request_id import get_request_id
@@ -84,14 +85,19 @@ def bars(hours: list[tuple[datetime, int]], width: int = 720, height: int = 120)
     }
 
 
-#: Whole hours that ended at least this long ago are counted once and kept in the default
-#: cache: every writer but the drain records an event within ``AUDIT_BATCH_DELAY`` (at most
-#: a minute) of its time, and the drain says when it writes into a past hour
-#: (``signals.events_written``, received by ``forget_counts``).
+#: Counts of the window up to a boundary at least this old are kept in the default cache:
+#: every writer but the drain records an event within ``AUDIT_BATCH_DELAY`` (at most a minute)
+#: of its time, and the drain says when it writes older rows (``signals.events_written``,
+#: received by ``forget_counts``).
 SETTLE = timedelta(minutes=2)
-#: How long the counts of past hours are kept (they serve one window, about an hour).
-COUNTS_TIMEOUT = 2 * 3600
-COUNTS_KEY = "auth401:dashboard:v1:{start:%Y%m%d%H}:{end:%Y%m%d%H}"
+#: The kept counts move forward in steps of this much: each view counts at most the last
+#: ``STEP + SETTLE`` itself.
+STEP = timedelta(minutes=10)
+#: How long kept counts live without a view.
+COUNTS_TIMEOUT = 24 * 3600
+COUNTS_KEY = "auth401:dashboard:v2:counts"
+#: Bumped by ``forget_counts``: kept counts of another generation are counted again.
+GENERATION_KEY = "auth401:dashboard:v2:generation"
 
 
 def _counts(start: datetime, end: datetime | None) -> dict[str, Any]:
@@ -156,26 +162,72 @@ def _top(past: list[tuple[Any, int]], live: list[tuple[Any, int]], order: Any) -
     return _ranked(candidates, order)[:DASHBOARD_TOP]
 
 
-def _kept(key: str) -> Any:
-    """The kept counts, or None (also when the cache fails: they are counted again)."""
+def settled_until(now: datetime) -> datetime:
+    """The boundary up to which the counts no longer change: ``SETTLE`` ago, down to a
+    ``STEP``."""
+    settled = now.astimezone(UTC) - SETTLE
+    step = int(STEP.total_seconds())
+    return datetime.fromtimestamp(int(settled.timestamp()) // step * step, UTC)
+
+
+def _add(kept: dict[str, Any], counts: dict[str, Any], sign: int = 1) -> None:
+    """Add (``sign`` 1) or take away (-1) ``counts`` to or from ``kept``, in place."""
+    hours = kept["hours"]
+    for key, n in counts["hours"].items():
+        total = hours.get(key, 0) + sign * n
+        if total:
+            hours[key] = total
+        else:
+            hours.pop(key, None)
+    for name, order in (("ip", _ip_order), ("username", str)):
+        merged = dict(kept[name])
+        for value, n in counts[name]:
+            total = merged.get(value, 0) + sign * n
+            if total:
+                merged[value] = total
+            else:
+                merged.pop(value, None)
+        kept[name] = _ranked(merged, order)
+
+
+def kept_counts(since: datetime, until: datetime) -> dict[str, Any]:
+    """The counts of ``[since, until)``: those kept in the default cache, moved forward (the
+    rows between their end and ``until`` added, those before ``since`` taken away, each a
+    count over that stretch only), or counted afresh when none are kept for an overlapping
+    window, or they are of another generation (``forget_counts``).  Nothing is kept when
+    ``AUDIT_RETENTION`` is a day or less (pruning would change the counts kept)."""
+    retention = app_settings.AUDIT_RETENTION
+    if retention <= timedelta(days=1):
+        return {"since": since, "until": until, **_counts(since, until)}
     try:
-        return cache.get(key)
+        generation = cache.get(GENERATION_KEY, 0)
+        kept = cache.get(COUNTS_KEY)
     except Exception:
         logger.exception("auth401: the dashboard's kept counts could not be read")
-        return None
-
-
-def _keep(key: str, counts: dict[str, Any]) -> None:
-    try:
-        cache.set(key, counts, COUNTS_TIMEOUT)
-    except Exception:
-        logger.exception("auth401: the dashboard's counts could not be kept")
-
-
-def settled_until(now: datetime) -> datetime:
-    """The end of the last whole hour whose counts no longer change (see ``SETTLE``)."""
-    this_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return this_hour if now - this_hour >= SETTLE else this_hour - timedelta(hours=1)
+        generation, kept = None, None
+    usable = (
+        kept is not None
+        and kept.get("generation") == generation
+        and kept["since"] <= since < kept["until"] <= until
+    )
+    if not usable:
+        kept = {"since": since, "until": until, **_counts(since, until)}
+    else:
+        if kept["since"] == since and kept["until"] == until:
+            return kept
+        if kept["since"] < since:
+            _add(kept, _counts(kept["since"], since), -1)
+            kept["since"] = since
+        if kept["until"] < until:
+            _add(kept, _counts(kept["until"], until))
+            kept["until"] = until
+    if generation is not None:
+        kept["generation"] = generation
+        try:
+            cache.set(COUNTS_KEY, kept, COUNTS_TIMEOUT)
+        except Exception:
+            logger.exception("auth401: the dashboard's counts could not be kept")
+    return kept
 
 
 def failure_counts(since: datetime, now: datetime | None = None) -> dict[str, Any]:
@@ -183,16 +235,11 @@ def failure_counts(since: datetime, now: datetime | None = None) -> dict[str, An
     (``guessing``) and the rest (``routine``): per kind a count per UTC hour and per code;
     for guessing also the ``DASHBOARD_TOP`` client IPs and usernames.
 
-    The whole hours that have settled are counted once and kept in the default cache for
-    this window; each view counts only the rest (the current hour, and the last one during
-    its first ``SETTLE``)."""
+    The counts up to ``settled_until(now)`` are kept in the default cache and moved forward
+    (``kept_counts``); each view counts only the rows after that itself."""
     now = now or timezone.now()
     settled = max(since, settled_until(now))
-    key = COUNTS_KEY.format(start=since, end=settled)
-    past = _kept(key) if settled > since else None
-    if past is None and settled > since:
-        past = _counts(since, settled)
-        _keep(key, past)
+    past = kept_counts(since, settled) if settled > since else None
     live = _counts(settled, None)
     if past is None:
         past = {"hours": {}, "ip": [], "username": []}
@@ -212,17 +259,18 @@ def failure_counts(since: datetime, now: datetime | None = None) -> dict[str, An
 
 
 def forget_counts(sender: Any = None, rows: Any = (), **kwargs: Any) -> None:
-    """Receiver of ``signals.events_written``: rows the drain wrote into a settled hour make
-    the kept counts of the windows in use wrong; they are counted again at the next view."""
-    now = timezone.now()
+    """Receiver of ``signals.events_written``: rows the drain wrote before the settled
+    boundary make the kept counts wrong: a new generation, counted afresh at the next view
+    (a view that read the old generation before these rows were committed keeps its counts
+    under that generation, so they are not used)."""
     oldest = min((row.created_at for row in rows if row.created_at), default=None)
-    if oldest is None or oldest >= settled_until(now):
+    if oldest is None or oldest >= settled_until(timezone.now()):
         return
-    this_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    since = this_hour - timedelta(hours=23)
-    ends = (this_hour, this_hour - timedelta(hours=1))
     try:
-        cache.delete_many([COUNTS_KEY.format(start=since, end=end) for end in ends])
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:  # no generation yet
+            cache.set(GENERATION_KEY, 1, None)
     except Exception:
         logger.exception("auth401: the dashboard's kept counts could not be forgotten")
 

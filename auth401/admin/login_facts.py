@@ -11,18 +11,21 @@ normalised username, as the lockout counts it), at most ``ADDRESSES`` of them.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from auth401 import accounts, lockout
+from auth401 import lockout
 from auth401.conf import app_settings
 from auth401.counters import get_store
 from auth401.models import AccountStatus, AuthEvent
 
 from .filters import username_match
+
+logger = logging.getLogger("auth401")
 
 #: How many of the user's latest events give the addresses to check.
 RECENT_EVENTS = 50
@@ -80,6 +83,8 @@ class LoginFacts:
     #: the username counter (None: the lockout does not count usernames)
     counter: Counter | None = None
     addresses: list[AddressFacts] = field(default_factory=list)
+    #: the counter store did not answer (logged): counters and addresses are not shown
+    counters_failed: bool = False
 
     @property
     def refused_addresses(self) -> list[AddressFacts]:
@@ -111,9 +116,7 @@ def recent_addresses(username: str) -> list[tuple[str, datetime]]:
 def login_facts(user: Any, now: datetime | None = None) -> LoginFacts:
     """Everything the page shows about ``user``'s logins, read now."""
     now = now or timezone.now()
-    status = accounts.cached_status(user)
-    if status is None or status.pk is None:
-        status = AccountStatus.objects.filter(user=user).select_related("changed_by").first()
+    status = AccountStatus.objects.filter(user=user).select_related("changed_by").first()
     username = user.get_username()
     facts = LoginFacts(
         username=username,
@@ -127,12 +130,23 @@ def login_facts(user: Any, now: datetime | None = None) -> LoginFacts:
         facts.actor = status.changed_by
         facts.since = status.changed_at
         facts.ends = status.locked_until if facts.state == AccountStatus.State.LOCKED else None
+    try:
+        _read_counters(facts, user, now)
+    except Exception:
+        logger.exception(
+            "auth401 admin: the failure counters of user %s could not be read", user.pk
+        )
+        facts.counters_failed = True
+    return facts
+
+
+def _read_counters(facts: LoginFacts, user: Any, now: datetime) -> None:
     kinds = app_settings.LOCKOUT_KEYS
     store = get_store()
-    user_key = lockout.username_key(username, user)
+    user_key = lockout.username_key(facts.username, user)
     if "username" in kinds:
         facts.counter = _counter(store.peek(user_key), app_settings.FAILURE_LIMIT, now)
-    for ip, last_seen in recent_addresses(username):
+    for ip, last_seen in recent_addresses(facts.username):
         try:
             counted_as = lockout.address_text(ip)
         except ValueError:
@@ -154,4 +168,3 @@ def login_facts(user: Any, now: datetime | None = None) -> LoginFacts:
                 denied=lockout.address_denied(ip),
             )
         )
-    return facts
