@@ -4,18 +4,21 @@ Run it from the repository root with one command::
 
     .venv/bin/python benchmarks/admin_bench.py
 
-It creates the database ``auth401_bench`` on 127.0.0.1 (role ``postgres``) if missing —
-or uses ``BENCH_DATABASE_URL`` — migrates it, seeds ``--rows`` events with
-``benchmarks.seed_events`` (again only when the table holds a different number of rows, or its
-newest row is over an hour old, or with ``--reseed``), locks a few users so the dashboard
-lists them, and then times each page with Django's test client, logged in as a superuser:
-``--warmup`` untimed runs, then ``--runs`` timed ones.  It prints the median and p95 in ms
-and the number of SQL queries per page, and exits with status 1 if any median reaches
-``--limit`` ms (150).  The pages: the AuthEvent list (filters, searches), the dashboard, the
-user list (with the account state filter), the busiest user's page, the account statuses and
-one account's page.  The dashboard is also timed with its kept counts emptied before each run
-(the first view after an hour has settled, once an hour): reported, not held to the limit.
-``--explain`` prints PostgreSQL's EXPLAIN ANALYZE of each page's slowest query.
+It creates the database ``auth401_bench`` on 127.0.0.1 (role ``postgres``) if missing — or uses
+``BENCH_DATABASE_URL`` — migrates it, seeds ``--rows`` events with ``benchmarks.seed_events``
+(again only when the table holds a different number of rows, or its newest row is over an hour
+old, or with ``--reseed``), locks a few users so the dashboard lists them, and then times each
+page with Django's test client, logged in as a superuser: ``--warmup`` untimed runs, then
+``--runs`` timed ones. It prints the median and p95 in ms and the number of SQL queries per
+page (and, on Linux with PostgreSQL on the same machine, the median and p95 of the CPU time
+this process and its PostgreSQL backend spent on a page: what it costs when no other work
+shares the CPUs; parallel query workers are not counted), and exits with status 1 if any median
+reaches ``--limit`` ms (150). The pages: the AuthEvent list (filters, searches), the dashboard,
+the user list (with the account state filter), the busiest user's page, the account statuses
+and one account's page. The dashboard is also timed with its kept counts emptied before each
+run (the first view after the cache was emptied, or after the drain wrote late events):
+reported, not held to the limit. ``--explain`` prints PostgreSQL's EXPLAIN ANALYZE of each
+page's slowest query.
 """
 
 from __future__ import annotations
@@ -144,9 +147,31 @@ def explain(sql: str) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def cpu_ns(pid: int | str) -> int | None:
+    """Nanoseconds a process has run on a CPU (Linux ``/proc/<pid>/schedstat``), or None."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def backend_pid() -> int | None:
+    """The PostgreSQL backend's process id, when it runs on this machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = int(cursor.fetchone()[0])
+    return pid if cpu_ns(pid) is not None else None
+
+
 def measure(
     client: Any, path: str, runs: int, warmup: int, cold: bool = False
-) -> tuple[list[float], list[dict]]:
+) -> tuple[list[float], list[float], list[dict]]:
+    """Wall-clock ms per run, CPU ms per run (this process and the PostgreSQL backend: the
+    time the page costs when the machine is not shared; empty where /proc cannot tell), and
+    the queries of one more run."""
     from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -155,19 +180,24 @@ def measure(
         response = client.get(path)
         if response.status_code != 200:
             raise SystemExit(f"GET {path} answered {response.status_code}")
-    timings = []
+    backend = backend_pid()
+    timings, cpu = [], []
     for _ in range(runs):
         if cold:
             cache.clear()
+        own, db = cpu_ns("self"), cpu_ns(backend) if backend else None
         started = time.perf_counter()
         response = client.get(path)
         timings.append((time.perf_counter() - started) * 1000)
+        own_after, db_after = cpu_ns("self"), cpu_ns(backend) if backend else None
+        if None not in (own, db, own_after, db_after):
+            cpu.append((own_after - own + db_after - db) / 1e6)  # type: ignore[operator]
         assert response.status_code == 200, (path, response.status_code)
     if cold:
         cache.clear()
     with CaptureQueriesContext(connection) as queries:
         client.get(path)
-    return timings, list(queries.captured_queries)
+    return timings, cpu, list(queries.captured_queries)
 
 
 def p95(values: list[float]) -> float:
@@ -210,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         f"\nPostgreSQL {version // 10000}.{version % 100}, {args.rows:,} rows, "
         f"{args.runs} runs each, {os.cpu_count()} CPUs, load average {load}"
     )
-    print(f"{'page':<40} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
+    print(
+        f"{'page':<40} {'median ms':>10} {'p95 ms':>8} {'queries':>8} "
+        f"{'cpu median':>11} {'cpu p95':>8}"
+    )
     failed = []
     busiest = busiest_user()
     status = AccountStatus.objects.order_by("pk").first()
@@ -220,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         path = template.format(
             ip=_ip(7), user_pk=busiest.pk, status_pk=status.pk if status else None
         )
-        timings, queries = measure(client, path, args.runs, args.warmup, cold=name in COLD)
+        timings, cpu, queries = measure(client, path, args.runs, args.warmup, cold=name in COLD)
         median = statistics.median(timings)
-        print(f"{name:<40} {median:>10.1f} {p95(timings):>8.1f} {len(queries):>8}")
+        cpu_text = f"{statistics.median(cpu):>11.1f} {p95(cpu):>8.1f}" if cpu else ""
+        print(f"{name:<40} {median:>10.1f} {p95(timings):>8.1f} {len(queries):>8} {cpu_text}")
         if median >= args.limit and name not in COLD:
             failed.append(name)
         if args.explain:
