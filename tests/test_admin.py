@@ -558,6 +558,14 @@ def test_user_page_shows_the_address_lock_that_refuses_the_user(
         "Recorded in the note of the address&#x27;s admin_unlock event in the audit trail (an "
         "address has no account status)."
     ) in form
+    assert (
+        escape(
+            "The address's failure counter and lock are cleared, and the audit trail gets an "
+            "admin_unlock event for 203.0.113.9 (in its client IP column) naming you, with "
+            "“address 203.0.113.9: <reason>” as its note. No account's status changes."
+        )
+        in form
+    )
     assert f'<input type="hidden" name="next" value="{page}">' in form
     done = admin_client.post(
         unlock, {"address": "203.0.113.9", "next": page, "reason": "Office NAT"}, follow=True
@@ -679,3 +687,48 @@ def test_user_page_when_the_counters_fail(admin_client, user_factory, monkeypatc
     )
     assert "auth401-fact-addresses" not in section
     assert "the failure counters of user" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("action", "records", "reason_goes"),
+    [
+        ("lock",
+         "Each account's status becomes “locked” with this reason, the end, you and the time; "
+         "its sessions and tokens issued before now stop working; the audit trail gets an "
+         "admin_lock event naming the account and you, with the reason as its note.",
+         "Recorded as the reason on each account's status and as the note of its admin_lock "
+         "event."),
+        ("unlock",
+         "Each locked account's status becomes “active” with this reason, you and the time, its "
+         "failure counters are cleared, and the audit trail gets an admin_unlock event naming "
+         "the account and you, with the reason as its note. An account that is not locked only "
+         "has its failure counters cleared; nothing is recorded for it.",
+         "Recorded as the reason on each unlocked account's status and as the note of its "
+         "admin_unlock event."),
+        ("suspend",
+         "Each account's status becomes “suspended” with this reason, you and the time; its "
+         "sessions and tokens issued before now stop working; the audit trail gets an "
+         "admin_suspend event naming the account and you, with the reason as its note.",
+         "Recorded as the reason on each account's status and as the note of its admin_suspend "
+         "event."),
+        ("reinstate",
+         "Each account's status becomes “active”, whatever it was, with this reason, you and "
+         "the time; its failure counters are cleared; the audit trail gets an admin_reinstate "
+         "event naming the account and you, with the reason as its note. Sessions and tokens "
+         "that a lock or suspension ended stay ended.",
+         "Recorded as the reason on each account's status and as the note of its "
+         "admin_reinstate event."),
+    ],
+)  # fmt: skip
+def test_each_form_says_what_it_records_where(admin_client, user_factory, action, records,
+                                              reason_goes):  # fmt: skip
+    bob = user_factory("bob")
+    for page in (
+        admin_client.get(f"{STATUSES}user/{bob.pk}/{action}/"),
+        choose(admin_client, USERS, f"auth401_{action}", [bob.pk]),
+    ):
+        assert page.context["records"] == records
+        assert page.context["form"].fields["reason"].help_text == reason_goes
+        html = page.content.decode()
+        assert f'<p class="auth401-records" id="auth401-records">{escape(records)}</p>' in html
+        assert f'<div class="help">{escape(reason_goes)}</div>' in html
