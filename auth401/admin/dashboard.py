@@ -95,6 +95,9 @@ SETTLE = timedelta(minutes=2)
 STEP = timedelta(minutes=10)
 #: How long kept counts live without a view.
 COUNTS_TIMEOUT = 24 * 3600
+#: Kept counts first counted this long ago are counted afresh: with a cache each process keeps
+#: to itself, the drain's ``forget_counts`` reaches only its own process.
+RECOUNT_AFTER = timedelta(hours=6)
 COUNTS_KEY = "auth401:dashboard:v2:counts"
 #: Bumped by ``forget_counts``: kept counts of another generation are counted again.
 GENERATION_KEY = "auth401:dashboard:v2:generation"
@@ -194,7 +197,8 @@ def kept_counts(since: datetime, until: datetime) -> dict[str, Any]:
     """The counts of ``[since, until)``: those kept in the default cache, moved forward (the
     rows between their end and ``until`` added, those before ``since`` taken away, each a
     count over that stretch only), or counted afresh when none are kept for an overlapping
-    window, or they are of another generation (``forget_counts``).  Nothing is kept when
+    window, or they are of another generation (``forget_counts``), or were first counted
+    ``RECOUNT_AFTER`` ago.  Nothing is kept when
     ``AUDIT_RETENTION`` is a day or less (pruning would change the counts kept)."""
     retention = app_settings.AUDIT_RETENTION
     if retention <= timedelta(days=1):
@@ -209,9 +213,10 @@ def kept_counts(since: datetime, until: datetime) -> dict[str, Any]:
         kept is not None
         and kept.get("generation") == generation
         and kept["since"] <= since < kept["until"] <= until
+        and kept.get("counted", until) > until - RECOUNT_AFTER
     )
     if not usable:
-        kept = {"since": since, "until": until, **_counts(since, until)}
+        kept = {"since": since, "until": until, "counted": until, **_counts(since, until)}
     else:
         if kept["since"] == since and kept["until"] == until:
             return kept
