@@ -5,6 +5,10 @@ with an Unlock button that asks why.
 The locked addresses come from ``auth401.lockout.locked_addresses()`` and are unlocked with
 ``auth401.accounts.unlock_address()``; both are looked up when a page is drawn, so the table
 shows only where the lockout provides them.
+
+The counts of the window up to a settled ten-minute mark are kept in the default cache and
+moved forward (``kept_counts``): a view counts at most the last twelve minutes itself, so the
+page stays fast at millions of events.
 """
 
 from __future__ import annotations
