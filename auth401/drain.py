@@ -28,6 +28,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from . import signals
 from .conf import app_settings
 from .models import AuthEvent
 
@@ -78,6 +79,7 @@ def write_events(events: list[dict]) -> int:
             counts.update(event.pop("counted", None) or ())
             rows.append(event_row(event))
         AuthEvent.objects.bulk_create(rows, ignore_conflicts=True)
+    signals.events_written.send_robust(sender=AuthEvent, rows=rows)
     if counts:
         try:
             get_store().add_failures(dict(counts))

@@ -6,6 +6,8 @@ recorded (the row itself is written separately: after the view, in a batch, or b
 lookup's statement), so changes to ``event`` are not stored and it has no ``pk``.
 ``account_locked(sender, user, until, by)``, ``account_unlocked(sender, user, by)`` and
 ``account_status_changed(sender, user, state, previous, by)``: sent by ``auth401.accounts``.
+``events_written(sender, rows)``: the drain wrote these ``AuthEvent`` rows (committed); the
+admin dashboard forgets the counts it kept for the hours they land in.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ auth_failed = Signal()
 account_locked = Signal()
 account_unlocked = Signal()
 account_status_changed = Signal()
+events_written = Signal()
 
 #: session key holding the login time (epoch seconds), compared with ``tokens_valid_after``.
 SESSION_LOGIN_AT = "_auth401_login_at"

@@ -165,7 +165,8 @@ class Command(BaseCommand):
         columns = ", ".join(
             connections[using].ops.quote_name(AuthEvent._meta.get_field(name).column)
             for name in (
-                "created_at", "code", "status_code", "username", "user", "ip", "user_agent",
+                "created_at", "code", "status_code", "username", "username_normalised", "user",
+                "ip", "user_agent",
                 "method", "path", "scheme", "request_id", "token_fingerprint", "note",
             )
         )  # fmt: skip
@@ -177,6 +178,7 @@ class Command(BaseCommand):
                 now() - make_interval(secs => %(span)s * power(r_age, %(skew)s)),
                 (%(codes)s::text[])[k],
                 (%(statuses)s::int[])[k],
+                'user' || lpad(u::text, 4, '0'),
                 'user' || lpad(u::text, 4, '0'),
                 (%(user_ids)s::{pk_type}[])[u + 1],
                 CASE WHEN a < {ipv4}
@@ -279,6 +281,7 @@ class Command(BaseCommand):
                         code=codes[k],
                         status_code=statuses[k],
                         username=_username(u),
+                        username_normalised=_username(u),  # already NFKC and case-folded
                         user_id=user_ids[u] if u < len(user_ids) else None,
                         ip=_ip(int(IPS * rng.random() ** 2)),
                         user_agent=rng.choice(USER_AGENTS),

@@ -3,20 +3,26 @@
 list and an account's page."""
 
 import logging
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.http import urlencode
 
 from auth401 import accounts
 from auth401.admin import AccountActionsMixin, AccountStatusAdmin, extend_user_admin
 from auth401.admin.filters import CleanLookupsMixin
 from auth401.models import AccountStatus, AuthEvent
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, basic
 
 pytestmark = pytest.mark.django_db
 
@@ -398,30 +404,39 @@ def test_account_action_needs_csrf(user_factory):
     assert not AccountStatus.objects.exists()
 
 
+def login_section(client, user) -> str:
+    """The "Account status" section of ``user``'s page, whitespace collapsed; asserts that it
+    comes first, above the user's own fields."""
+    html = client.get(f"{USERS}{user.pk}/change/").content.decode()
+    start = html.index("Account status</h2>")
+    assert start < html.index('name="username"')
+    section = html[start:]
+    return " ".join(section[: section.index("</fieldset>")].split())
+
+
+def fact(section: str, name: str) -> str:
+    """The text of one row of the facts table (tags kept)."""
+    row = section[section.index(f'<tr class="auth401-fact-{name}">') :]
+    return row[: row.index("</td></tr>")].split("<td>", 1)[1].strip()
+
+
 def test_user_page_shows_the_account_status_and_its_buttons(admin_client, user_factory):
     bob = user_factory("bob")
-    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
-    section = html[html.index("Account status</h2>") :]
-    section = " ".join(section[: section.index("</fieldset>")].split())
-    assert '<span class="auth401-state">active</span>' in section
+    section = login_section(admin_client, bob)
+    assert fact(section, "state") == '<span class="auth401-state">active</span>'
+    assert fact(section, "reason") == "-"
+    assert fact(section, "actor") == "-"
+    assert fact(section, "end") == "-"
+    assert fact(section, "counter") == '<span class="auth401-counter">0 of 5</span>'
+    assert "No event of this user names a client address." in fact(section, "addresses")
     assert (
         f'<a class="button auth401-lock" href="/admin/auth401/accountstatus/user/{bob.pk}/lock/">'
         "Lock</a>"
     ) in section
     assert f'/admin/auth401/accountstatus/user/{bob.pk}/suspend/">Suspend</a>' in section
     assert "unlock" not in section and "reinstate" not in section
-
-    accounts.lock(bob, reason="Phishing")
-    status = AccountStatus.objects.get(user=bob)
-    html = admin_client.get(f"{USERS}{bob.pk}/change/").content.decode()
-    section = html[html.index("Account status</h2>") :]
-    section = " ".join(section[: section.index("</fieldset>")].split())
-    assert (
-        '<span class="auth401-state">locked</span> &middot; reason: Phishing &middot; '
-        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">details</a>'
-    ) in section
-    assert f'/admin/auth401/accountstatus/user/{bob.pk}/unlock/">Unlock</a>' in section
-    # the user form still saves: the section is read-only
+    assert '<a href="/admin/auth401/authevent/?q=bob">This user\'s events</a>' in section
+    # the user form still saves: the section is read-only, and absent from the add page
     assert "auth401_account" not in admin_client.get(f"{USERS}add/").content.decode()
 
 
@@ -593,3 +608,307 @@ def test_a_lookup_the_admin_does_not_allow_is_a_400_logged_at_info(admin_client,
         .getMessage()
         .startswith(f"auth401: client error DisallowedModelAdminLookup on GET {STATUSES} (")
     )
+
+
+def test_user_page_an_administrators_lock(admin_client, root, user_factory):
+    bob = user_factory("bob")
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False):
+        accounts.lock(bob, reason="Phishing", by=root, until=timedelta(hours=3))
+        status = AccountStatus.objects.get(user=bob)
+        section = login_section(admin_client, bob)
+    assert fact(section, "state") == (
+        '<span class="auth401-state">locked</span> (by an administrator: refuses every login, '
+        "sessions and tokens included)"
+    )
+    assert fact(section, "reason") == "Phishing"
+    assert fact(section, "actor") == (
+        f'<a href="/admin/auth/user/{root.pk}/change/">admin</a> &middot; 2026-12-01 09:00:00'
+    )
+    assert fact(section, "end") == "2026-12-01 12:00:00 (in 3 hours)"
+    assert (
+        f'<a class="button auth401-unlock" href="/admin/auth401/accountstatus/user/{bob.pk}'
+        '/unlock/">Unlock</a>'
+    ) in section
+    assert f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">' in section
+    # once the end has passed the page says active, as the login does
+    with time_machine.travel(datetime(2026, 12, 1, 12, 0, 1, tzinfo=UTC), tick=False):
+        section = login_section(admin_client, bob)
+    assert fact(section, "state") == '<span class="auth401-state">active</span>'
+    assert (fact(section, "reason"), fact(section, "end")) == ("-", "-")
+
+
+def test_user_page_suspended_and_inactive(admin_client, user_factory):
+    bob = user_factory("bob", is_active=False)
+    accounts.suspend(bob, reason="Chargeback")
+    section = login_section(admin_client, bob)
+    assert fact(section, "state") == (
+        '<span class="auth401-state">suspended</span> (refuses every login, sessions and '
+        'tokens included) <br><span class="auth401-inactive">Django\'s “active” flag is off: '
+        "every login is refused (account_inactive).</span>"
+    )
+    assert fact(section, "reason") == "Chargeback"
+    assert fact(section, "actor").startswith("code or a command (no administrator) &middot; ")
+    assert fact(section, "end") == "until reinstated"
+    assert f'/admin/auth401/accountstatus/user/{bob.pk}/reinstate/">Reinstate</a>' in section
+
+
+LOCK_END = re.compile(
+    r'<strong class="auth401-counter-locked">locked until '
+    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</strong>"
+)
+
+
+def lock_end(text: str) -> datetime:
+    found = LOCK_END.search(text)
+    assert found, text
+    return datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
+
+
+def test_user_page_an_automatic_lock_and_its_end(
+    admin_client, api_client, auth401_settings, user_factory
+):
+    """Wrong passwords lock the account: the page names the lockout, the reason, and the end
+    (the account's and the counter's), and the address the guesses came from."""
+    auth401_settings(FAILURE_LIMIT=3, IP_FAILURE_LIMIT=50)
+    ann = user_factory("ann")
+    for _ in range(3):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ann", "x"), REMOTE_ADDR="198.51.100.4")
+    refused = api_client.get(
+        "/api/me/", HTTP_AUTHORIZATION=basic("ann", PASSWORD), REMOTE_ADDR="198.51.100.4"
+    )
+    assert refused.json()["code"] == "account_locked"
+    before = timezone.now()
+    section = login_section(admin_client, ann)
+    status = AccountStatus.objects.get(user=ann)
+    assert fact(section, "state") == (
+        '<span class="auth401-state">locked</span> (automatically, by the lockout: refuses '
+        "password logins only)"
+    )
+    assert fact(section, "reason") == "Locked automatically after 3 failed logins"
+    assert fact(section, "actor").startswith("the lockout &middot; ")
+    end = fact(section, "end")
+    assert end == f"{status.locked_until:%Y-%m-%d %H:%M:%S} (in 15 minutes)"
+    counter_end = lock_end(fact(section, "counter"))
+    assert before + timedelta(minutes=14) < counter_end <= before + timedelta(minutes=15)
+    addresses = fact(section, "addresses")
+    assert "<td>198.51.100.4</td>" in addresses
+    assert '<span class="auth401-counter">3 of 50</span>' in addresses
+    assert "auth401-refused" not in addresses and "Unlock address" not in addresses
+
+
+def test_user_page_shows_the_address_lock_that_refuses_the_user(
+    admin_client, api_client, auth401_settings, user_factory
+):
+    """A user refused only by an address lock does not look normal: the page shows the lock
+    of the address their events came from, and unlocks it with a reason, back to the page."""
+    auth401_settings(IP_FAILURE_LIMIT=2, FAILURE_LIMIT=50)
+    ann = user_factory("ann")
+    api_client.get("/api/me/", HTTP_AUTHORIZATION=basic("ann", "typo"), REMOTE_ADDR="192.0.2.8")
+    for name in ("nobody-1", "nobody-2"):
+        api_client.get("/api/me/", HTTP_AUTHORIZATION=basic(name, "x"), REMOTE_ADDR="203.0.113.9")
+    refused = api_client.get(
+        "/api/me/", HTTP_AUTHORIZATION=basic("ann", PASSWORD), REMOTE_ADDR="203.0.113.9"
+    )
+    assert refused.json()["code"] == "address_locked"
+    before = timezone.now()
+    section = login_section(admin_client, ann)
+    assert fact(section, "state") == '<span class="auth401-state">active</span>'
+    assert fact(section, "counter") == '<span class="auth401-counter">1 of 50</span>'
+    rows = fact(section, "addresses")
+    row = rows[rows.index('<tr class="auth401-address auth401-refused">') :]
+    row = row[: row.index("</tr>")]
+    assert row.startswith('<tr class="auth401-address auth401-refused"> <td>203.0.113.9</td>')
+    assert "(address_locked)" in row
+    ends = lock_end(row)
+    assert before + timedelta(minutes=14) < ends <= before + timedelta(minutes=15)
+    page = f"{USERS}{ann.pk}/change/"
+    unlock = "/admin/auth401/authevent/dashboard/unlock-address/?" + urlencode(
+        {"address": "203.0.113.9", "next": page}
+    )
+    assert f'<a class="button auth401-unlock-address" href="{escape(unlock)}">' in row
+    # the address of ann's typo before is listed, counted and not locked
+    other = rows[rows.index('<tr class="auth401-address"> <td>192.0.2.8</td>') :]
+    assert '<span class="auth401-counter">1 of 2</span>' in other[: other.index("</tr>")]
+    assert rows.count("auth401-refused") == 1
+
+    form = admin_client.get(unlock).content.decode()
+    assert (
+        "Recorded in the note of the address&#x27;s admin_unlock event in the audit trail (an "
+        "address has no account status)."
+    ) in form
+    assert (
+        escape(
+            "The address's failure counter and lock are cleared, and the audit trail gets an "
+            "admin_unlock event for 203.0.113.9 (in its client IP column) naming you, with "
+            "“address 203.0.113.9: <reason>” as its note. No account's status changes."
+        )
+        in form
+    )
+    assert f'<input type="hidden" name="next" value="{page}">' in form
+    done = admin_client.post(
+        unlock, {"address": "203.0.113.9", "next": page, "reason": "Office NAT"}, follow=True
+    )
+    assert done.redirect_chain == [(page, 302)]
+    assert messages_of(done) == ["Unlocked 203.0.113.9."]
+    event = AuthEvent.objects.get(code="admin_unlock")
+    assert (event.ip, event.user, event.actor.username, event.note) == (
+        "203.0.113.9", None, "admin", "address 203.0.113.9: Office NAT",
+    )  # fmt: skip
+    assert not AccountStatus.objects.filter(user=ann).exists()
+    assert "auth401-refused" not in login_section(admin_client, ann)
+
+
+# --- the user list: a state column and filter -----------------------------------------------
+
+
+@pytest.fixture
+def states(user_factory):
+    """One user per state: no row, reinstated, a lock that ended, an administrator's lock,
+    an automatic lock, a suspension."""
+    users = {name: user_factory(name) for name in
+             ("plain", "reinstated", "ended", "locked", "auto", "suspended")}  # fmt: skip
+    accounts.suspend(users["reinstated"], reason="x")
+    accounts.reinstate(users["reinstated"])
+    accounts.lock(users["ended"], reason="x", until=timezone.now() - timedelta(seconds=1))
+    accounts.lock(users["locked"], reason="x", until=timedelta(hours=1))
+    accounts.auto_lock(users["auto"], seconds=900, failures=5)
+    accounts.suspend(users["suspended"], reason="x")
+    return users
+
+
+def test_user_list_has_a_state_column(admin_client, states):
+    response = admin_client.get(USERS)
+    rows = {row.username: row for row in response.context["cl"].result_list}
+    admin_ = response.context["cl"].model_admin
+    shown = {name: admin_.auth401_state(row) for name, row in rows.items()}
+    assert shown == {
+        "admin": "active", "plain": "active", "reinstated": "active", "ended": "active",
+        "locked": "locked", "auto": "locked (automatic)", "suspended": "suspended",
+    }  # fmt: skip
+    html = response.content.decode()
+    assert '<th scope="col" class="sortable column-auth401_state">' in html
+    assert '<td class="field-auth401_state">locked (automatic)</td>' in html
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("active", ["admin", "ended", "plain", "reinstated"]),
+        ("locked", ["auto", "locked"]),
+        ("automatic", ["auto"]),
+        ("manual", ["locked"]),
+        ("suspended", ["suspended"]),
+        ("nonsense", []),
+    ],
+)
+def test_user_list_filters_by_account_state(admin_client, states, value, expected):
+    response = admin_client.get(USERS, {"auth401_state": value})
+    assert response.status_code == 200
+    found = sorted(u.username for u in response.context["cl"].result_list)
+    assert found == expected
+
+
+def test_user_list_filter_choices(admin_client, states):
+    html = " ".join(admin_client.get(USERS).content.decode().split())
+    section = html[html.index("By account state") :]
+    section = section[: section.index("</ul>")]
+    assert re.findall(r'<a href="\?([^"]*)">([^<]*)</a>', section) == [
+        ("", "All"),
+        ("auth401_state=active", "active"),
+        ("auth401_state=locked", "locked"),
+        ("auth401_state=automatic", "locked automatically"),
+        ("auth401_state=manual", "locked by an administrator"),
+        ("auth401_state=suspended", "suspended"),
+    ]
+
+
+def test_user_list_queries_do_not_grow_with_the_users(admin_client, user_factory):
+    """The state column reads the joined account status: as many queries for 60 users in
+    every state as for one."""
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get(USERS)
+            assert response.status_code == 200
+        return len(queries)
+
+    few = count()
+    for i in range(20):
+        accounts.lock(user_factory(f"l{i}"), reason="x")
+        accounts.suspend(user_factory(f"s{i}"), reason="x")
+        user_factory(f"a{i}")
+    assert count() == few
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get(USERS, {"auth401_state": "locked"})
+    # a filtered list runs inside a savepoint (CleanLookupsMixin): two statements more
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == few
+
+
+def test_user_page_when_the_counters_fail(admin_client, user_factory, monkeypatch, caplog):
+    """A counter store that does not answer costs the counters, never the page."""
+    from django.db import DatabaseError
+
+    from auth401.admin import login_facts
+
+    class Down:
+        def peek(self, key):
+            raise DatabaseError("counters down")
+
+    bob = user_factory("bob")
+    accounts.suspend(bob, reason="Chargeback")
+    monkeypatch.setattr(login_facts, "get_store", Down)
+    section = login_section(admin_client, bob)
+    assert fact(section, "state").startswith('<span class="auth401-state">suspended</span>')
+    assert fact(section, "reason") == "Chargeback"
+    assert fact(section, "counter") == (
+        '<span class="errornote">The failure counters could not be read; the error is in the '
+        "server log.</span>"
+    )
+    assert "auth401-fact-addresses" not in section
+    assert "the failure counters of user" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("action", "records", "reason_goes"),
+    [
+        ("lock",
+         "Each account's status becomes “locked” with this reason, the end, you and the time; "
+         "its sessions and tokens issued before now stop working; the audit trail gets an "
+         "admin_lock event naming the account and you, with the reason as its note.",
+         "Recorded as the reason on each account's status and as the note of its admin_lock "
+         "event."),
+        ("unlock",
+         "Each locked account's status becomes “active” with this reason, you and the time, its "
+         "failure counters are cleared, and the audit trail gets an admin_unlock event naming "
+         "the account and you, with the reason as its note. An account that is not locked only "
+         "has its failure counters cleared; nothing is recorded for it.",
+         "Recorded as the reason on each unlocked account's status and as the note of its "
+         "admin_unlock event."),
+        ("suspend",
+         "Each account's status becomes “suspended” with this reason, you and the time; its "
+         "sessions and tokens issued before now stop working; the audit trail gets an "
+         "admin_suspend event naming the account and you, with the reason as its note.",
+         "Recorded as the reason on each account's status and as the note of its admin_suspend "
+         "event."),
+        ("reinstate",
+         "Each account's status becomes “active”, whatever it was, with this reason, you and "
+         "the time; its failure counters are cleared; the audit trail gets an admin_reinstate "
+         "event naming the account and you, with the reason as its note. Sessions and tokens "
+         "that a lock or suspension ended stay ended.",
+         "Recorded as the reason on each account's status and as the note of its "
+         "admin_reinstate event."),
+    ],
+)  # fmt: skip
+def test_each_form_says_what_it_records_where(admin_client, user_factory, action, records,
+                                              reason_goes):  # fmt: skip
+    bob = user_factory("bob")
+    for page in (
+        admin_client.get(f"{STATUSES}user/{bob.pk}/{action}/"),
+        choose(admin_client, USERS, f"auth401_{action}", [bob.pk]),
+    ):
+        assert page.context["records"] == records
+        assert page.context["form"].fields["reason"].help_text == reason_goes
+        html = page.content.decode()
+        assert f'<p class="auth401-records" id="auth401-records">{escape(records)}</p>' in html
+        assert f'<div class="help">{escape(reason_goes)}</div>' in html

@@ -2,12 +2,15 @@
 grouped as the lockout counts them, the locked accounts and addresses, and Unlock through the
 reason form."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from auth401 import accounts, lockout
@@ -105,6 +108,146 @@ def test_dashboard(admin_client, data, django_assert_max_num_queries):
     back = "%2Fadmin%2Fauth401%2Fauthevent%2Fdashboard%2F"
     unlock = f"/admin/auth401/accountstatus/user/{data.pk}/unlock/?next={back}"
     assert f'<a class="button auth401-unlock" href="{unlock}"' in locked_section
+
+
+def summary(context) -> dict:
+    """The dashboard's numbers: per kind the per-hour counts and the top codes, and the top
+    client IPs and usernames."""
+    return {
+        **{
+            panel["kind"]: (
+                [bar["count"] for bar in panel["chart"]["bars"]],
+                [(r["value"], r["count"]) for r in panel["top_codes"]],
+            )
+            for panel in context["panels"]
+        },
+        "ip": [(r["value"], r["count"]) for r in context["top_ips"]],
+        "username": [(r["value"], r["count"]) for r in context["top_usernames"]],
+    }
+
+
+def test_settled_hours_are_counted_once(admin_client, data):
+    """The whole hours that have settled are counted at the first view and kept: later views
+    count only the current hour (three aggregate queries fewer), with the same numbers, and
+    see new failures of the current hour at once."""
+    with time_machine.travel(NOW, tick=False):
+        with CaptureQueriesContext(connection) as first:
+            before = summary(admin_client.get(DASHBOARD).context)
+        with CaptureQueriesContext(connection) as second:
+            again = summary(admin_client.get(DASHBOARD).context)
+        assert again == before
+        assert len(second) == len(first) - 3
+        since = [q["sql"] for q in second if "COUNT(" in q["sql"].upper()]
+        assert len(since) == 3  # the current hour's codes, addresses and usernames
+        event(1, ip="192.0.2.9", username="mallory")
+        now = summary(admin_client.get(DASHBOARD).context)
+    assert now["guessing"][0][-1] == before["guessing"][0][-1] + 1
+    assert now["ip"] == [("192.0.2.1", 2), ("192.0.2.7", 2), ("192.0.2.9", 1)]
+    assert now["username"] == [("alice", 4), ("erin", 1), ("mallory", 1)]
+
+
+def test_late_rows_the_drain_writes_are_counted(admin_client, data):
+    """Rows the drain writes into a settled hour (events that waited in Redis) make the
+    dashboard count that hour again."""
+    from auth401.drain import write_events
+
+    with time_machine.travel(NOW, tick=False):
+        before = summary(admin_client.get(DASHBOARD).context)
+        write_events(
+            [
+                {"event_id": uuid.uuid4().hex, "code": "credentials_invalid",
+                 "status_code": 401, "username": "erin", "username_normalised": "erin",
+                 "ip": "192.0.2.7", "created_at": (NOW - timedelta(hours=5)).isoformat()}
+            ]
+        )  # fmt: skip
+        after = summary(admin_client.get(DASHBOARD).context)
+    hours = before["guessing"][0]
+    assert after["guessing"][0] == hours[:18] + [hours[18] + 1] + hours[19:]  # 07:00-08:00
+    assert after["ip"] == [("192.0.2.7", 3), ("192.0.2.1", 2)]
+    assert after["username"] == [("alice", 4), ("erin", 2)]
+
+
+def test_the_last_hour_settles_after_a_few_minutes(admin_client, data):
+    """In the first minutes of an hour the hour before is still counted at each view: a row
+    written a moment late (a batch, a slow request) still counts."""
+    just_after = datetime(2026, 11, 25, 13, 1, tzinfo=UTC)
+    with time_machine.travel(just_after, tick=False):
+        before = summary(admin_client.get(DASHBOARD).context)
+        AuthEvent.objects.create(
+            created_at=datetime(2026, 11, 25, 12, 59, 59, tzinfo=UTC),
+            code="token_expired", status_code=401, username="bob", username_normalised="bob",
+        )  # fmt: skip
+        after = summary(admin_client.get(DASHBOARD).context)
+    assert after["routine"][0][-2] == before["routine"][0][-2] + 1  # 12:00-13:00
+
+
+def test_kept_counts_move_forward_with_the_window(admin_client, data):
+    """An hour later the kept counts lose the hour that left the window and gain the rows
+    since, each counted over that stretch only; the numbers are those of a fresh count."""
+    from django.core.cache import cache
+
+    later = NOW + timedelta(hours=1, minutes=5)  # 13:35: the window starts at 14:00 yesterday
+    with time_machine.travel(NOW, tick=False):
+        admin_client.get(DASHBOARD)
+        event(2, ip="192.0.2.7", username="erin")  # 12:28, after the boundary kept (12:20)
+    with time_machine.travel(later, tick=False):
+        event(30, ip="192.0.2.9", username="mallory")  # 13:05
+        with CaptureQueriesContext(connection) as queries:
+            moved = summary(admin_client.get(DASHBOARD).context)
+        counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+        cache.clear()
+        fresh = summary(admin_client.get(DASHBOARD).context)
+    assert moved == fresh
+    assert len(counts) == 9  # the hour that left, 12:20-13:30, and the rows since 13:30
+    # erin's 13:10 yesterday left the window; her 12:28 today came in
+    assert moved["username"] == [("alice", 4), ("erin", 1), ("mallory", 1)]
+    assert moved["guessing"][0][-3:] == [1, 4, 1]  # 11:00, 12:00, 13:00
+
+
+def test_kept_counts_are_counted_afresh_after_six_hours(admin_client, data):
+    """A row written into the kept stretch behind the drain's back (a drain in another
+    process with a cache of its own) counts at the latest six hours later."""
+    with time_machine.travel(NOW, tick=False):
+        admin_client.get(DASHBOARD)
+        event(60 * 3, ip="192.0.2.7", username="mallory")  # 09:30, inside the kept stretch
+        names = summary(admin_client.get(DASHBOARD).context)["username"]
+        assert names == [("alice", 4), ("erin", 1)]
+    with time_machine.travel(NOW + timedelta(hours=5, minutes=50), tick=False):
+        names = summary(admin_client.get(DASHBOARD).context)["username"]
+        assert names == [("alice", 4)]  # erin's row of yesterday 13:10 has left the window
+    with time_machine.travel(NOW + timedelta(hours=6, minutes=10), tick=False):
+        names = summary(admin_client.get(DASHBOARD).context)["username"]
+        assert names == [("alice", 4), ("mallory", 1)]
+
+
+def test_top_lists_add_kept_and_current_counts_exactly():
+    from auth401.admin.dashboard import _top
+
+    past = [("a", 9), ("b", 8), ("c", 7), ("d", 1)]
+    assert _top(past, [("d", 10), ("e", 7)], str)[:4] == [("d", 11), ("a", 9), ("b", 8), ("c", 7)]
+    many = [(f"v{i:02d}", 100 - i) for i in range(30)]
+    live = [("v29", 50), ("new", 95)]
+    expected = sorted(
+        {**dict(many), "v29": 71 + 50, "new": 95}.items(), key=lambda item: (-item[1], item[0])
+    )[:10]
+    assert _top(many, live, str) == expected
+    assert _top([], [], str) == []
+
+
+def test_dashboard_when_the_cache_fails(admin_client, data, monkeypatch):
+    """A failing cache costs time, never the page: everything is counted."""
+    from django.core.cache import cache
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    with time_machine.travel(NOW, tick=False):
+        expected = summary(admin_client.get(DASHBOARD).context)
+        monkeypatch.setattr(cache, "get", broken)
+        monkeypatch.setattr(cache, "set", broken)
+        response = admin_client.get(DASHBOARD)
+    assert response.status_code == 200
+    assert summary(response.context) == expected
 
 
 def test_dashboard_when_empty(admin_client):

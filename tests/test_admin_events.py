@@ -149,16 +149,37 @@ def test_changelist_links_to_user_and_account(admin_client, user_factory):
         f'<th class="field-time"><a href="/admin/auth401/authevent/{fixed.pk}/change/">'
         "2026-11-25 10:11:12</a></th>"
     ) in html
+    # the username as typed, the user it named and that account's state now, in one cell
     assert (
-        f'<td class="field-user_link"><a href="/admin/auth/user/{bob.pk}/change/">bob</a>' in html
-    )
-    assert (
-        '<td class="field-account_link">'
-        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">locked</a>'
+        f'<td class="field-who"><a href="/admin/auth/user/{bob.pk}/change/">bob</a> '
+        '<span class="auth401-account">('
+        f'<a href="/admin/auth401/accountstatus/{status.pk}/change/">locked</a>)</span></td>'
     ) in html
-    assert '<td class="field-account_link">active</td>' in html
-    assert '<td class="field-user_link">-</td><td class="field-account_link">-</td>' in html
-    assert '<td class="field-note">Stolen laptop</td>' in html
+    assert (
+        f'<td class="field-who"><a href="/admin/auth/user/{carol.pk}/change/">carol</a> '
+        '<span class="auth401-account">(active)</span></td>'
+    ) in html
+    assert '<td class="field-who">-</td>' in html  # no username, no user
+    assert (
+        '<td class="field-code_status"><span class="auth401-code">credentials_invalid</span> '
+        '<span class="auth401-status">401</span></td>'
+    ) in html
+    assert '<td class="field-request">Basic GET /api/me/</td>' in html
+    assert '<td class="field-actor_note">Stolen laptop</td>' in html  # locked from code: no actor
+
+    # a spelling of the name that differs from the account's, and an administrator's change
+    event(username="BOB", user=bob)
+    accounts.suspend(carol, reason="Chargeback", by=admin_client.get(CHANGELIST).context["user"])
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert (
+        f'<td class="field-who">BOB &rarr; <a href="/admin/auth/user/{bob.pk}/change/">bob</a> '
+    ) in html
+    assert (
+        '<td class="field-actor_note"><span class="auth401-actor">admin</span>: Chargeback</td>'
+    ) in html
+    assert (
+        '<td class="field-code_status"><span class="auth401-code">admin_suspend</span></td>' in html
+    )
     assert 'href="/admin/auth401/authevent/dashboard/"' in html
 
 
@@ -171,6 +192,8 @@ def test_changelist_never_counts_the_whole_table(admin_client, monkeypatch):
         response = admin_client.get(CHANGELIST)
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT 4" in sql for sql in counts)
+    # it selects the column every index ends with: PostgreSQL counts from the index alone
+    assert all('(SELECT "auth401_authevent"."created_at" AS' in sql for sql in counts), counts
     html = response.content.decode()
     assert "3 authentication events" in html
     assert "More than 3 events match: counting stops there" in html
@@ -270,3 +293,28 @@ def test_url_lookups_that_can_match_are_kept(admin_client, events):
     response = admin_client.get(CHANGELIST, {"ip": "192.0.2.1"})
     assert response.status_code == 200
     assert {row.ip for row in response.context["cl"].result_list} <= {"192.0.2.1"}
+
+
+@pytest.mark.django_db
+def test_a_summed_row_shows_its_count_and_the_dashboard_sums_it(admin_client, auth401_settings):
+    """Failures that name no one are one row per code, address and path per window: the list
+    shows how many failures the row stands for, and the dashboard counts them all."""
+    from datetime import timedelta
+
+    from django.test import Client
+
+    from auth401 import events
+
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(seconds=60))
+    anonymous = Client()
+    for i in range(12):
+        anonymous.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer not.a.token{i}")
+    events.flush()
+    row = AuthEvent.objects.get(code="token_invalid")
+    assert row.count == 12
+    page = admin_client.get("/admin/auth401/authevent/").content.decode()
+    assert '<span class="auth401-count" title="failures this row stands for">× 12</span>' in page
+    dashboard = admin_client.get("/admin/auth401/authevent/dashboard/")
+    assert dashboard.status_code == 200
+    _, routine = dashboard.context["panels"]
+    assert ("token_invalid", 12) in [(r["value"], r["count"]) for r in routine["top_codes"]]

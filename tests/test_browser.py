@@ -160,6 +160,17 @@ def test_admin_review_in_chromium(browser, live_server):
             path="/api/me/",
             method="GET",
         )
+    AuthEvent.objects.create(
+        created_at=now - timedelta(minutes=60 * 30),
+        code="credentials_invalid",
+        status_code=401,
+        username="robert.longname-of-the-finance-team@example-company.com",
+        ip="2001:db8:85a3:1234:5678:8a2e:370:7334",
+        scheme="Bearer",
+        path="/api/v1/organisations/12345/members/67890/permissions/",
+        method="GET",
+        note="A note as long as a reason can be: " + "x" * 200,
+    )
     url = live_server.url
 
     # Log in as admin.
@@ -194,7 +205,7 @@ def test_admin_review_in_chromium(browser, live_server):
     filters = browser.find_element("css selector", "#changelist-filter")
     _submit_and_wait(browser, filters.find_element("link text", "token_expired"), "#result_list")
     assert "code=token_expired" in browser.current_url
-    codes = [td.text for td in browser.find_elements("css selector", "#result_list td.field-code")]
+    codes = [td.text for td in browser.find_elements("css selector", "#result_list .auth401-code")]
     assert codes == ["token_expired", "token_expired"]
     assert "2 authentication events" in _text(browser, ".paginator")
 
@@ -228,6 +239,22 @@ def test_admin_review_in_chromium(browser, live_server):
     assert (status.state, status.reason, status.changed_by) == ("locked", "Phishing report", admin)
     assert status.locked_until is not None
 
+    # Bob's own page says why he cannot log in, at the top.
+    browser.get(f"{url}/admin/auth/user/{bob.pk}/change/")
+    facts = _wait(browser, "#auth401-login")
+    first = browser.find_element("css selector", "#content-main fieldset h2")
+    assert first.text.lower() == "account status"
+    rows = {
+        row.find_element("tag name", "th").text: row.find_element("tag name", "td").text
+        for row in facts.find_elements("css selector", "table.auth401-login-facts > tbody > tr")
+    }
+    assert rows["state"].startswith("locked (by an administrator")
+    assert rows["reason"] == "Phishing report"
+    assert rows["by"].startswith("admin · ")
+    assert (
+        rows["ends"] == f"{timezone.localtime(status.locked_until):%Y-%m-%d %H:%M:%S} (in 24 hours)"
+    )
+
     # The reason on the account's page and in the event list.
     browser.get(f"{url}/admin/auth401/accountstatus/{status.pk}/change/")
     _wait(browser, ".field-reason")
@@ -239,8 +266,29 @@ def test_admin_review_in_chromium(browser, live_server):
     assert len(cells) == 1
     assert [
         cells[0].find_element("css selector", f"td.field-{name}").text
-        for name in ("code", "username", "actor", "note")
-    ] == ["admin_lock", "bob", "admin", "Phishing report"]
+        for name in ("code_status", "who", "actor_note")
+    ] == ["admin_lock", "bob (locked)", "admin: Phishing report"]
+
+    # At 1280 pixels the whole event list shows, long addresses, paths and notes included:
+    # no horizontal scroll, the last column inside the window.
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.set_window_size(1280, 900)
+    browser.get(f"{url}/admin/auth401/authevent/")
+    _wait(browser, "#result_list")
+    widths = browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "const note = document.querySelector('#result_list td.field-actor_note');"
+        "return [document.documentElement.scrollWidth, window.innerWidth,"
+        " r.scrollWidth, r.clientWidth, note.getBoundingClientRect().right];"
+    )
+    page_width, window_width, list_width, list_box, note_right = widths
+    assert page_width <= window_width and list_width <= list_box, widths
+    assert note_right <= window_width, widths
+    long_row = browser.find_element("xpath", "//tr[.//td[contains(., '2001:db8:85a3')]]")
+    assert "/api/v1/organisations/12345/members/67890/permissions/" in long_row.text.replace(
+        "\n", ""
+    )
+    assert browser.save_screenshot(str(ARTIFACTS / "events.png"))
 
     # The dashboard lists bob, with an Unlock button: the screenshot, then unlock with a reason.
     browser.get(f"{url}/admin/auth401/authevent/dashboard/")

@@ -44,6 +44,10 @@ class AccountAction:
     done: Any
     #: the message when ``accounts`` raised (``names``, ``request_id``)
     failed: Any
+    #: what the change records where (the form page says it above the button)
+    records: Any = ""
+    #: where the reason goes (the reason field's help text)
+    reason_goes: Any = ""
     reason_required: bool = False
     asks_end: bool = False
 
@@ -51,8 +55,10 @@ class AccountAction:
     def action_name(self) -> str:
         return f"auth401_{self.name}"
 
-    def form(self, data: Any = None) -> AccountChangeForm:
-        return AccountChangeForm(data, reason_required=self.reason_required, asks_end=self.asks_end)
+    def form(self, data: Any = None, *, reason_goes: Any = None) -> AccountChangeForm:
+        form = AccountChangeForm(data, reason_required=self.reason_required, asks_end=self.asks_end)
+        form.fields["reason"].help_text = reason_goes or self.reason_goes
+        return form
 
     def apply(self, user: Any, *, by: Any, form: AccountChangeForm) -> Any:
         """``accounts.lock / suspend / unlock / reinstate`` with the form's reason (and end)."""
@@ -76,6 +82,16 @@ ACTIONS: dict[str, AccountAction] = {
                 "Could not lock %(names)s: the change was not recorded. The error is in the "
                 "server log with request id %(request_id)s."
             ),
+            records=_(
+                "Each account's status becomes “locked” with this reason, the end, you and the "
+                "time; its sessions and tokens issued before now stop working; the audit trail "
+                "gets an admin_lock event naming the account and you, with the reason as its "
+                "note."
+            ),
+            reason_goes=_(
+                "Recorded as the reason on each account's status and as the note of its "
+                "admin_lock event."
+            ),
             reason_required=True,
             asks_end=True,
         ),
@@ -89,6 +105,17 @@ ACTIONS: dict[str, AccountAction] = {
                 "Could not unlock %(names)s: the change was not recorded. The error is in the "
                 "server log with request id %(request_id)s."
             ),
+            records=_(
+                "Each locked account's status becomes “active” with this reason, you and the "
+                "time, its failure counters are cleared, and the audit trail gets an "
+                "admin_unlock event naming the account and you, with the reason as its note. "
+                "An account that is not locked only has its failure counters cleared; nothing "
+                "is recorded for it."
+            ),
+            reason_goes=_(
+                "Recorded as the reason on each unlocked account's status and as the note of "
+                "its admin_unlock event."
+            ),
         ),
         AccountAction(
             "suspend",
@@ -99,6 +126,16 @@ ACTIONS: dict[str, AccountAction] = {
             _(
                 "Could not suspend %(names)s: the change was not recorded. The error is in the "
                 "server log with request id %(request_id)s."
+            ),
+            records=_(
+                "Each account's status becomes “suspended” with this reason, you and the time; "
+                "its sessions and tokens issued before now stop working; the audit trail gets "
+                "an admin_suspend event naming the account and you, with the reason as its "
+                "note."
+            ),
+            reason_goes=_(
+                "Recorded as the reason on each account's status and as the note of its "
+                "admin_suspend event."
             ),
             reason_required=True,
         ),
@@ -111,6 +148,16 @@ ACTIONS: dict[str, AccountAction] = {
             _(
                 "Could not reinstate %(names)s: the change was not recorded. The error is in the "
                 "server log with request id %(request_id)s."
+            ),
+            records=_(
+                "Each account's status becomes “active”, whatever it was, with this reason, you "
+                "and the time; its failure counters are cleared; the audit trail gets an "
+                "admin_reinstate event naming the account and you, with the reason as its "
+                "note. Sessions and tokens that a lock or suspension ended stay ended."
+            ),
+            reason_goes=_(
+                "Recorded as the reason on each account's status and as the note of its "
+                "admin_reinstate event."
             ),
         ),
         AccountAction(
@@ -231,6 +278,7 @@ def render_form(
     cancel_url: str,
     post_url: str = "",
     title: Any = None,
+    records: Any = None,
 ) -> TemplateResponse:
     """The page that asks why (and, for a lock, until when)."""
     site = model_admin.admin_site
@@ -240,6 +288,7 @@ def render_form(
         "subtitle": None,
         "opts": model_admin.opts,
         "action": action,
+        "records": records or action.records,
         "form": form,
         "subjects": subjects[:SHOWN_SUBJECTS],
         "more_subjects": max(0, len(subjects) - SHOWN_SUBJECTS),
