@@ -152,6 +152,27 @@ VALIDATION_TEXT = (
     "credentials were checked, nothing was counted)."
 )
 
+
+def _standardized(description: str, error: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """drf-standardized-errors' body: ``type`` and a list of exactly one ``error``."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "type": {"type": "string", "enum": ["client_error"]},
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {"type": "object", "properties": error, "required": required},
+            },
+        },
+        "required": ["type", "errors"],
+    }
+
+
+_NULL_ATTR = {"type": "string", "nullable": True, "enum": [None]}
+
 #: a throttle's 429 (DRF's ``Throttled``): auth401 hands it to FALLBACK_EXCEPTION_HANDLER, whose
 #: body is documented for the handlers auth401 knows (by dotted path); any other: any body
 THROTTLED_TEXT = (
@@ -166,57 +187,31 @@ THROTTLED_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"detail": {"type": "string", "description": "Why, and for how long."}},
         "required": ["detail"],
     },
-    "drf_standardized_errors.handler.exception_handler": {
-        "type": "object",
-        "description": "drf-standardized-errors' answer to a throttled request.",
-        "properties": {
-            "type": {"type": "string", "enum": ["client_error"]},
-            "errors": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "code": {"type": "string", "enum": ["throttled"]},
-                        "detail": {"type": "string", "description": "Why, and for how long."},
-                        "attr": {"type": "string", "nullable": True, "enum": [None]},
-                    },
-                    "required": ["code", "detail", "attr"],
-                },
-            },
+    "drf_standardized_errors.handler.exception_handler": _standardized(
+        "drf-standardized-errors' answer to a throttled request.",
+        {
+            "code": {"type": "string", "enum": ["throttled"]},
+            "detail": {"type": "string", "description": "Why, and for how long."},
+            "attr": _NULL_ATTR,
         },
-        "required": ["type", "errors"],
-    },
+        ["code", "detail", "attr"],
+    ),
 }
 
 STANDARDIZED_COMPONENT = "Auth401StandardizedError"
-STANDARDIZED_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "auth401's body in drf-standardized-errors' shape (RESPONSE_FORMAT = "
+STANDARDIZED_SCHEMA: dict[str, Any] = _standardized(
+    "auth401's body in drf-standardized-errors' shape (RESPONSE_FORMAT = "
     "'standardized_errors'): one error, whose `code` is auth401's. " + PLAIN_VIEWS,
-    "properties": {
-        "type": {"type": "string", "enum": ["client_error"]},
-        "errors": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "code": _CODE_REF,
-                    "detail": {"type": "string", "description": "What went wrong (translated)."},
-                    "attr": {"type": "string", "nullable": True, "enum": [None]},
-                    **_SHARED_MEMBERS,
-                    **_OPTIONAL_MEMBERS,
-                    "docs": ERROR_SCHEMA["properties"]["docs"],
-                },
-                "required": ["code", "detail", "attr", "hint", "request_id"],
-            },
-        },
+    {
+        "code": _CODE_REF,
+        "detail": {"type": "string", "description": "What went wrong (translated)."},
+        "attr": _NULL_ATTR,
+        **_SHARED_MEMBERS,
+        **_OPTIONAL_MEMBERS,
+        "docs": ERROR_SCHEMA["properties"]["docs"],
     },
-    "required": ["type", "errors"],
-}
+    ["code", "detail", "attr", "hint", "request_id"],
+)
 
 UPSTREAM_COMPONENT = "Auth401UpstreamError"
 UPSTREAM_SCHEMA: dict[str, Any] = {
