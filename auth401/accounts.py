@@ -161,7 +161,13 @@ def auto_lock(
         only_from=(State.ACTIVE,),
         automatic=True,
         ip=ip,
-        locked_kwargs={"ip": ip, "request": request, "base_url": base_url},
+        locked_kwargs={
+            "ip": ip,
+            "request": request,
+            "base_url": base_url,
+            "key_kind": "username",
+            "failures": failures,
+        },
         event_id=event_id,
     )
 

@@ -24,13 +24,14 @@ counter calls, so neither answer nor timing tells whether a username exists):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
-from . import accounts, counters, devices, events, lockout, notify, state
+from . import accounts, counters, devices, events, lockout, notify, signals, state
 from .accounts import cached_status, failure_for
 from .client_ip import client_ip
 from .conf import app_settings
@@ -227,9 +228,18 @@ def mirror(
     def write() -> None:
         held: list[events.Event] = []
         for lock in locks:
-            note = f"Locked automatically after {lock.failures} failed logins"
+            until = timezone.now() + timedelta(milliseconds=lock.ms)
+            # Which counter locked, its count and the lock's end (never in the HTTP answer).
+            note = (
+                f"Locked automatically after {lock.failures} failed logins "
+                f"(counter: {lockout.KIND_LABELS[lock.key.kind]}; until {until:%Y-%m-%d %H:%M:%S} "
+                "UTC)"
+            )
             if lock.key.kind == "ip":
-                event = events.build(None, "auto_lock", None, ip=ip, note=note + " (address)")
+                event = events.build(None, "auto_lock", None, ip=ip, note=note)
+                signals.address_locked.send_robust(
+                    sender=Lock, address=ip, until=until, failures=lock.failures, key_kind="ip"
+                )
             else:
                 event = events.build(None, "auto_lock", None, username=username, ip=ip, note=note)
             if lock.key.kind == "username" and user is not None:

@@ -126,6 +126,14 @@ def keys_for(username: str, user: Any, ip: str | None, device: Any = None) -> li
     return keys
 
 
+#: how the audit trail, the signals and the commands name each kind of key
+KIND_LABELS = {
+    "username": "username",
+    "ip": "address",
+    "username+ip": "username+address",
+    "device": "device",
+}
+
 #: the code a refusal by each kind of key answers
 REFUSAL_CODES = {
     "ip": "address_locked",

@@ -5,7 +5,11 @@
 recorded (the row itself is written separately: after the view, in a batch, or by the
 lookup's statement), so changes to ``event`` are not stored and it has no ``pk``.
 ``account_locked(sender, user, until, by)``, ``account_unlocked(sender, user, by)`` and
-``account_status_changed(sender, user, state, previous, by)``: sent by ``auth401.accounts``.
+``account_status_changed(sender, user, state, previous, by)``: sent by ``auth401.accounts``;
+an automatic lock's ``account_locked`` also says which counter locked (``key_kind``:
+"username"), after how many ``failures``, from which ``ip``.
+``address_locked(sender, address, until, failures, key_kind)``: the lockout locked a client
+address (``key_kind`` "ip") after ``failures`` failures, until ``until``.
 ``events_written(sender, rows)``: the drain wrote these ``AuthEvent`` rows (committed); the
 admin dashboard forgets the counts it kept for the hours they land in.
 """
@@ -25,6 +29,7 @@ from django.utils import timezone
 
 auth_failed = Signal()
 account_locked = Signal()
+address_locked = Signal()
 account_unlocked = Signal()
 account_status_changed = Signal()
 events_written = Signal()

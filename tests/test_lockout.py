@@ -1,5 +1,6 @@
 """The lockout engine: atomic slots, windows, locks, escalation, unlock, client IPs."""
 
+import re
 import threading
 from datetime import timedelta
 
@@ -664,3 +665,46 @@ def test_identical_attempts_share_one_place_in_flight(
     assert {body["code"] for _, body, _ in answers} == {"credentials_invalid"}
     assert lockout.peek("fresh").failures == 1
     assert lockout.peek("fresh").in_flight == 0
+
+
+@pytest.mark.django_db
+def test_the_lock_says_which_counter_locked_its_count_and_end(user, api_client, auth401_settings):
+    """The auto_lock events, the account_locked and address_locked signals name the key kind,
+    its count and the lock's end; the HTTP answer stays as it was (no disclosure)."""
+    from auth401 import signals
+
+    auth401_settings(FAILURE_LIMIT=3, IP_FAILURE_LIMIT=4, LOCKOUT_KEYS=["username", "ip"])
+    heard: list[tuple[str, dict]] = []
+
+    def account(sender, **kwargs):
+        heard.append(("account", kwargs))
+
+    def address(sender, **kwargs):
+        heard.append(("address", kwargs))
+
+    signals.account_locked.connect(account, dispatch_uid="test-kind-account")
+    signals.address_locked.connect(address, dispatch_uid="test-kind-address")
+    try:
+        answers = [code(login(api_client, "alice", f"guess-{i}")) for i in range(3)]
+        answers.append(code(login(api_client, "ghost", "guess-x")))
+    finally:
+        signals.account_locked.disconnect(dispatch_uid="test-kind-account")
+        signals.address_locked.disconnect(dispatch_uid="test-kind-address")
+    assert answers == [
+        "credentials_invalid",
+        "credentials_invalid",
+        "account_locked",
+        "address_locked",
+    ]
+    kinds = dict(heard)
+    assert (kinds["account"]["key_kind"], kinds["account"]["failures"]) == ("username", 3)
+    assert kinds["account"]["user"] == user and kinds["account"]["until"] is not None
+    assert (kinds["address"]["key_kind"], kinds["address"]["failures"]) == ("ip", 4)
+    assert kinds["address"]["address"] == "127.0.0.1"
+    [address_lock] = AuthEvent.objects.filter(code="auto_lock", username="")
+    assert address_lock.ip == "127.0.0.1"
+    assert re.fullmatch(
+        r"Locked automatically after 4 failed logins \(counter: address; until "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)",
+        address_lock.note,
+    )
