@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -41,7 +40,9 @@ BATCH = 500
 
 
 def consumer_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    # One per process: a thread of the process that drains after the database comes back
+    # re-reads what another of its threads read and could not write (writes are idempotent).
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def write_events(events: list[dict]) -> int:

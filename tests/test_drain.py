@@ -284,3 +284,36 @@ def test_the_drain_applies_an_accounts_automatic_lock(undrained, user, client, a
     assert drain.drain() == 0
     response = login(client, "alice", PASSWORD)
     assert (response.status_code, response.json()["code"]) == (403, "account_locked")
+
+
+def test_an_audit_outage_loses_no_lock_record(undrained, user, client, auth401_settings):
+    """While the audit table refuses writes the drain leaves the events (the lock's
+    auto_lock among them) in the stream; the lock holds in the counters meanwhile; the first
+    drain after the table is back writes every row and applies the account's lock."""
+    from unittest import mock
+
+    from django.db import DatabaseError
+
+    from auth401.models import AccountStatus
+
+    auth401_settings(AUDIT_BATCH_DELAY=timedelta(seconds=60), FAILURE_LIMIT=3)
+    for i in range(3):
+        login(client, "alice", f"guess-{i}")
+    refused = mock.patch.object(
+        AuthEvent.objects, "bulk_create", side_effect=DatabaseError("audit table refuses")
+    )
+    with refused, pytest.raises(DatabaseError):
+        drain.drain_once()
+    assert AuthEvent.objects.count() == 0
+    assert not AccountStatus.objects.filter(user=user).exists()
+    locked = login(client, "alice", PASSWORD)  # the lock holds in the counters
+    assert (locked.status_code, locked.json()["code"]) == (403, "account_locked")
+    assert drain.drain() == 5  # at once, by this process: no wait for the claim
+    assert AccountStatus.objects.get(user=user).automatic is True
+    assert sorted(AuthEvent.objects.values_list("code", flat=True)) == [
+        "account_locked",
+        "account_locked",
+        "auto_lock",
+        "credentials_invalid",
+        "credentials_invalid",
+    ]
