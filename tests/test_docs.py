@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.management import get_commands, load_command_class
 
+import auth401
 from auth401.conf import DEFAULTS, RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,9 +210,8 @@ def command_reference() -> str:
 
 def test_command_reference_covers_every_auth401_command():
     names = command_names()
-    files = sorted(
-        p.stem for p in (ROOT / "auth401" / "management" / "commands").glob("auth401_*.py")
-    )
+    package = Path(auth401.__file__).resolve().parent  # the installed one, under nox
+    files = sorted(p.stem for p in (package / "management" / "commands").glob("auth401_*.py"))
     assert names == files
     assert {"auth401_drain", "auth401_status", "auth401_unlock", "auth401_prune"} <= set(names)
 
