@@ -83,6 +83,25 @@ def _transaction() -> Iterator[tuple[Any, Any]]:
         side.set_autocommit(True)
 
 
+@contextmanager
+def _one_statement() -> Iterator[tuple[Any, Any]]:
+    """(connection, cursor) for a single statement that commits by itself (autocommit), with
+    the same rule as ``_transaction`` inside a request's transaction: no BEGIN and COMMIT
+    round trips for one upsert."""
+    if not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            yield connection, cursor
+        return
+    if connection.vendor == "sqlite":
+        with transaction.atomic(), connection.cursor() as cursor:
+            yield connection, cursor
+        return
+    side = _side_connection()
+    side.ensure_connection()
+    with side.cursor() as cursor:
+        yield side, cursor
+
+
 def event_row(event: dict) -> AuthEvent:
     """The unsaved ``AuthEvent`` of an event dict (see ``auth401.events``)."""
     fields = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
@@ -438,7 +457,8 @@ class DatabaseCounters:
             return
         now = now_ms()
         window = policy()[0]
-        with _transaction() as (conn, cursor):
+        # One upsert commits by itself; with locks too, one transaction for all.
+        with _transaction() if locks else _one_statement() as (conn, cursor):
             t, q = self._names(conn)
 
             def col(name: str) -> str:

@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "auth401-benchmarks-signing-key-not-secret-long-enough")
 from example_project.settings import *  # noqa: E402, F403
+from example_project.settings import (  # noqa: E402
+    AUTH401 as _EXAMPLE_AUTH401,
+)
 from example_project.settings import INSTALLED_APPS, MIDDLEWARE, SIMPLE_JWT  # noqa: E402
+
+# The load generators replay one wrong password per username: every failure is to cost what a
+# new guess costs (counted, hashed, recorded), so none is spared as a repeat.
+AUTH401 = {**_EXAMPLE_AUTH401, "REPEATED_PASSWORD_MEMORY": 0}
 
 #: the stack this settings module serves: the last part of DJANGO_SETTINGS_MODULE
 STACK = os.environ.get("DJANGO_SETTINGS_MODULE", "benchmarks.settings.bare").rsplit(".", 1)[-1]
