@@ -38,7 +38,7 @@ DRF_CLASSES = {
 WIRING: dict[str, tuple[str, str]] = {
     "auth401.W001": (
         "REST_FRAMEWORK['EXCEPTION_HANDLER'] is not auth401's: 401 and 403 answers will not "
-        "follow the auth401 contract.",
+        "have auth401's body, code and headers.",
         f"Set it to {HANDLER!r}; put your own handler in "
         f"{SETTING_NAME}['FALLBACK_EXCEPTION_HANDLER'].",
     ),

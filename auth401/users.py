@@ -16,7 +16,7 @@ Two ways, chosen once per user model, database and field:
 - **orm**: ``manager.select_related("auth401_status").get(...)`` (every other case: other
   databases, custom managers, multi-table user models).
 
-``auth401.I002`` (``manage.py check``) says which way is used, and why.
+``auth401.I003`` (``manage.py check --deploy``, on PostgreSQL) says when the ORM is used, and why.
 """
 
 from __future__ import annotations
