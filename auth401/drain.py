@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -40,9 +41,10 @@ BATCH = 500
 
 
 def consumer_name() -> str:
-    # One per process: a thread of the process that drains after the database comes back
-    # re-reads what another of its threads read and could not write (writes are idempotent).
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # One per thread: two drains at once never read the same entries.  Entries one could not
+    # write (the database refused) are drained again by it at its next run, or by any other
+    # drain once they have waited CLAIM_IDLE_MS.
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def write_events(events: list[dict]) -> int:

@@ -308,7 +308,7 @@ def test_an_audit_outage_loses_no_lock_record(undrained, user, client, auth401_s
     assert not AccountStatus.objects.filter(user=user).exists()
     locked = login(client, "alice", PASSWORD)  # the lock holds in the counters
     assert (locked.status_code, locked.json()["code"]) == (403, "account_locked")
-    assert drain.drain() == 5  # at once, by this process: no wait for the claim
+    assert drain.drain() == 5  # at once, by the same drain: no wait for the claim
     assert AccountStatus.objects.get(user=user).automatic is True
     assert sorted(AuthEvent.objects.values_list("code", flat=True)) == [
         "account_locked",
