@@ -261,21 +261,26 @@ class FallbackCounters:
         self.fallback = fallback
         #: key name -> this process's attempts in flight that Redis admitted
         self._flying: dict[str, int] = {}
+        #: key name -> this process's attempts in flight that the database admitted: Redis,
+        #: back meanwhile, counts them in its bound (it has no place in flight for them)
+        self._flying_db: dict[str, int] = {}
         self._flying_lock = threading.Lock()
 
-    def _hold(self, keys: list[Key], delta: int) -> None:
+    def _hold(self, keys: list[Key], delta: int, held: dict[str, int] | None = None) -> None:
+        held = self._flying if held is None else held
         with self._flying_lock:
             for key in keys:
                 if key.lockable:
-                    left = self._flying.get(key.name, 0) + delta
+                    left = held.get(key.name, 0) + delta
                     if left > 0:
-                        self._flying[key.name] = left
+                        held[key.name] = left
                     else:
-                        self._flying.pop(key.name, None)
+                        held.pop(key.name, None)
 
-    def _reserved(self, keys: list[Key]) -> dict[str, int]:
+    def _reserved(self, keys: list[Key], held: dict[str, int] | None = None) -> dict[str, int]:
+        held = self._flying if held is None else held
         with self._flying_lock:
-            return {k.name: self._flying[k.name] for k in keys if k.name in self._flying}
+            return {k.name: held[k.name] for k in keys if k.name in held}
 
     def _reseed(self) -> None:
         """Merge the database's locks and counts into Redis after an outage (a restarted
@@ -309,7 +314,9 @@ class FallbackCounters:
             # turns to the database meanwhile never misses this attempt.
             self._hold(keys, 1)
             try:
-                answer = self.primary.begin(keys, attempt, refusals)
+                answer = self.primary.begin(
+                    keys, attempt, refusals, reserved=self._reserved(keys, self._flying_db)
+                )
             except Exception as exc:
                 self._hold(keys, -1)
                 circuit.trip(exc)
@@ -319,7 +326,10 @@ class FallbackCounters:
                 if answer.lock is not None:
                     self._settle([], [answer.lock])
                 return answer
-        return self.fallback.begin(keys, attempt, refusals, reserved=self._reserved(keys))
+        answer = self.fallback.begin(keys, attempt, refusals, reserved=self._reserved(keys))
+        if answer.admitted:
+            self._hold(keys, 1, self._flying_db)
+        return answer
 
     def fail(
         self,
@@ -333,14 +343,17 @@ class FallbackCounters:
         """``admitted_by``: the store whose ``begin`` admitted the attempt (``Begin.store``);
         an attempt the database admitted is settled there."""
         if admitted_by is self.fallback:
-            locks = self.fallback.fail(keys, attempt, event, locked)
-            if circuit.closed() and not circuit.reseed_due:
-                # Redis came back while this attempt was checked: it learns the count now.
-                try:
-                    self.primary.merge(self.fallback.rows([k.name for k in keys]))
-                except Exception as exc:
-                    circuit.trip(exc)
-            return locks
+            try:
+                locks = self.fallback.fail(keys, attempt, event, locked)
+                if circuit.closed() and not circuit.reseed_due:
+                    # Redis came back while this attempt was checked: it learns the count now.
+                    try:
+                        self.primary.merge(self.fallback.rows([k.name for k in keys]))
+                    except Exception as exc:
+                        circuit.trip(exc)
+                return locks
+            finally:
+                self._hold(keys, -1, self._flying_db)
         try:
             if self._redis():
                 try:
@@ -360,7 +373,10 @@ class FallbackCounters:
 
     def release(self, keys: list[Key], attempt: str, *, admitted_by: Any = None) -> None:
         if admitted_by is self.fallback:
-            return self.fallback.release(keys, attempt)
+            try:
+                return self.fallback.release(keys, attempt)
+            finally:
+                self._hold(keys, -1, self._flying_db)
         try:
             if circuit.closed():
                 try:

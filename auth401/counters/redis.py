@@ -66,7 +66,8 @@ local counters = {}
 for i, k in ipairs(a.keys) do
   local b = (i - 1) * 5
   counters[i] = {n = KEYS[b + 1], lock = KEYS[b + 2], level = KEYS[b + 3], f = KEYS[b + 4],
-                 r = KEYS[b + 5], limit = k.limit, lockable = k.lockable, event = k.event}
+                 r = KEYS[b + 5], limit = k.limit, lockable = k.lockable, event = k.event,
+                 reserved = k.reserved or 0}
 end
 -- Whether this wrong password (its fingerprint, a.attempt) is one of the last few every
 -- counter saw: then it is not counted again (a counter that forgot it, after a password
@@ -132,7 +133,7 @@ for _, c in ipairs(counters) do
     redis.call('ZREMRANGEBYSCORE', c.f, '-inf', now)
     local failures = tonumber(redis.call('GET', c.n) or '0')
     local shared = redis.call('ZSCORE', c.f, a.attempt)
-    if not shared and failures + redis.call('ZCARD', c.f) >= c.limit then
+    if not shared and failures + redis.call('ZCARD', c.f) + c.reserved >= c.limit then
       return {now, 0, 0, 0}
     end
   end
@@ -392,11 +393,13 @@ class RedisCounters:
     def _args(keys: list[Key], events: dict[str, dict], default: dict, **named: Any) -> str:
         """The named arguments of ``begin`` and ``fail`` (see ``_ARGS``), as one JSON text."""
         _window, base, ceiling, memory = policy()
+        reserved = named.pop("reserved", {})
         per_key = [
             {
                 "limit": key.limit,
                 "lockable": key.lockable,
                 "event": json.dumps(events.get(key.kind, default)),
+                "reserved": reserved.get(key.name, 0),
             }
             for key in keys
         ]
@@ -412,8 +415,18 @@ class RedisCounters:
             separators=(",", ":"),
         )
 
-    def begin(self, keys: list[Key], attempt: str, refusals: dict[str, dict]) -> Begin:
-        args = self._args(keys, refusals, {}, attempt=attempt, slot_ttl=SLOT_TTL_MS)
+    def begin(
+        self,
+        keys: list[Key],
+        attempt: str,
+        refusals: dict[str, dict],
+        reserved: dict[str, int] | None = None,
+    ) -> Begin:
+        """``reserved``: per key, places in flight Redis does not hold (attempts the database
+        admitted while Redis was away, still being checked): they count in the bound."""
+        args = self._args(
+            keys, refusals, {}, attempt=attempt, slot_ttl=SLOT_TTL_MS, reserved=reserved or {}
+        )
         out = self._run("begin", self._names_of(keys), [args])
         if int(out[1]) == 1:
             return Begin(True, store=self)
