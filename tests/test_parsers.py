@@ -94,12 +94,23 @@ def test_parser_bounds_a_body_without_a_length(settings):
     assert JSONParser().parse(io.BytesIO(b"[1]"), parser_context={}) == [1]
 
 
+def _too_deep_for_json(depth: int) -> bool:
+    try:
+        json.loads(nest(depth))
+    except RecursionError:
+        return True
+    return False
+
+
 @pytest.mark.parametrize("view", [TokenObtainPairView, TokenRefreshView])
 def test_without_the_parser_the_handler_answers_the_recursion_400(view, caplog):
     """A project still on DRF's own JSON parser: the handler answers its RecursionError as the
     ParseError it is (DRF's 400), not a 500."""
+    depth = next((d for d in (5000, 100_000, 1_000_000) if _too_deep_for_json(d)), None)
+    if depth is None:
+        pytest.skip("this Python's json module reads any nesting depth: no RecursionError")
     handler = view.as_view(parser_classes=[drf_parsers.JSONParser])
-    request = APIRequestFactory().post("/", nest(5000), content_type="application/json")
+    request = APIRequestFactory().post("/", nest(depth), content_type="application/json")
     response = handler(request)
     response.render()
     assert response.status_code == 400
