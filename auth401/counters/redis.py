@@ -390,10 +390,16 @@ class RedisCounters:
         return [*names, self.stream, self.seq, self.epoch]
 
     @staticmethod
-    def _args(keys: list[Key], events: dict[str, dict], default: dict, **named: Any) -> str:
+    def _args(
+        keys: list[Key],
+        events: dict[str, dict],
+        default: dict,
+        reserved: dict[str, int] | None = None,
+        **named: Any,
+    ) -> str:
         """The named arguments of ``begin`` and ``fail`` (see ``_ARGS``), as one JSON text."""
         _window, base, ceiling, memory = policy()
-        reserved = named.pop("reserved", {})
+        reserved = reserved or {}
         per_key = [
             {
                 "limit": key.limit,
@@ -420,13 +426,12 @@ class RedisCounters:
         keys: list[Key],
         attempt: str,
         refusals: dict[str, dict],
+        *,
         reserved: dict[str, int] | None = None,
     ) -> Begin:
         """``reserved``: per key, places in flight Redis does not hold (attempts the database
         admitted while Redis was away, still being checked): they count in the bound."""
-        args = self._args(
-            keys, refusals, {}, attempt=attempt, slot_ttl=SLOT_TTL_MS, reserved=reserved or {}
-        )
+        args = self._args(keys, refusals, {}, reserved or {}, attempt=attempt, slot_ttl=SLOT_TTL_MS)
         out = self._run("begin", self._names_of(keys), [args])
         if int(out[1]) == 1:
             return Begin(True, store=self)
